@@ -1,0 +1,43 @@
+import type { Sql } from "postgres";
+import { pruneTokens } from "../db/prune_tokens_query.ts";
+import { log } from "../log.ts";
+
+/** How often the service prunes consumed tokens. */
+export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Tokens deleted per statement, so that pruning never holds long locks. */
+export const PRUNE_CHUNK = 5_000;
+/** Kept past the signature window, for clocks that disagree. */
+export const PRUNE_MARGIN_SECONDS = 60 * 60;
+
+/**
+ * Keeps the token table bounded without a cron job: every few minutes,
+ * delete tokens whose signature is older than anything the window still
+ * admits (max age + max future skew + a margin), so pruning never re-opens
+ * a replay. Returns a function that stops it.
+ */
+export function startTokenPruner(
+  sql: Sql,
+  window: { maxAgeSeconds: number; maxFutureSeconds: number },
+  intervalMs: number = PRUNE_INTERVAL_MS,
+): () => void {
+  const olderThan = window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
+  let running = false;
+  const timer = setInterval(async () => {
+    if (running) return;
+    running = true;
+    try {
+      let total = 0;
+      for (let deleted = PRUNE_CHUNK; deleted === PRUNE_CHUNK;) {
+        deleted = await pruneTokens(sql, olderThan, PRUNE_CHUNK);
+        total += deleted;
+      }
+      if (total > 0) log("info", "pruned consumed tokens", { deleted: total });
+    } catch (error) {
+      log("warn", "token pruning failed; will retry", { error_code: (error as { code?: string }).code });
+    } finally {
+      running = false;
+    }
+  }, intervalMs);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}

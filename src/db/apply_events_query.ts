@@ -1,0 +1,148 @@
+import type { PendingQuery, Row, Sql } from "postgres";
+
+/** One signed webhook to record: its token, and the event it carries (if any). */
+export interface EventRow {
+  token: string;
+  /** SHA-256 of the canonical event-data, hex. */
+  bodyHash: string;
+  /** The signature timestamp, Unix seconds. */
+  signedAt: number;
+  /** Null when the token is only to be consumed (ignored or unusable events). */
+  type: string | null;
+  status: string | null;
+  eventId: string | null;
+  eventTimestamp: number | null;
+  messageId: string | null;
+  recipient: string | null;
+  severity: string | null;
+  reason: string | null;
+  eventData: string | null;
+}
+
+/** What the statement did for one {@link EventRow}, in input order. */
+export interface EventRowResult {
+  /** False when the token was already used with another body. */
+  accepted: boolean;
+  /** Documents and tenants whose message id matched. */
+  matched: number;
+  /** Trail entries written (0 with matches means a re-delivery). */
+  appended: number;
+}
+
+/**
+ * Consumes the tokens and applies the events of a batch of webhooks in ONE
+ * statement (one round trip, one transaction, one commit):
+ * - a token is inserted once; the same token again counts as accepted only
+ *   with the same body hash, so a captured signature cannot carry another body;
+ * - matched rows get one trail entry per (row, event id, event timestamp),
+ *   so a re-delivery under any signature appends nothing;
+ * - a status only climbs the ladder; between events of the same rank the
+ *   earliest wins, so the end state does not depend on arrival order.
+ * Tokens must be distinct within a batch (ON CONFLICT DO UPDATE touches a row once).
+ */
+export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
+  const column = <K extends keyof EventRow>(key: K) => rows.map((row) => row[key]);
+  return sql`
+    with input as (
+      select *
+      from unnest(
+        ${column("token")}::text[],
+        ${column("bodyHash")}::text[],
+        ${column("signedAt")}::float8[],
+        ${column("type")}::text[],
+        ${column("status")}::text[],
+        ${column("eventId")}::text[],
+        ${column("eventTimestamp")}::float8[],
+        ${column("messageId")}::text[],
+        ${column("recipient")}::text[],
+        ${column("severity")}::text[],
+        ${column("reason")}::text[],
+        ${column("eventData")}::text[]
+      ) with ordinality as i(
+        token, body_hash, signed_at, type, status, event_id, event_ts,
+        message_id, recipient, severity, reason, event_data, n
+      )
+    ),
+    consumed as (
+      insert into webhook_tokens as t (token, body_hash, signed_at)
+      select token, decode(body_hash, 'hex'), to_timestamp(signed_at) from input
+      on conflict (token) do update set body_hash = t.body_hash
+        where t.body_hash = excluded.body_hash
+      returning t.token
+    ),
+    accepted as (
+      select i.*, to_timestamp(i.event_ts) as event_at
+      from input i
+      join consumed c on c.token = i.token
+      where i.type is not null
+    ),
+    matched as (
+      select a.n, d.id as document_id, null::bigint as tenant_id, a.type, a.status,
+             a.event_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
+      from accepted a
+      join documents d on d.email_message_id in (a.message_id, '<' || a.message_id || '>')
+      union all
+      select a.n, null, t.id, a.type, a.status,
+             a.event_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
+      from accepted a
+      join tenants t on t.email_message_id in (a.message_id, '<' || a.message_id || '>')
+    ),
+    appended as (
+      insert into email_events
+        (document_id, tenant_id, type, mailgun_event_id, event_timestamp, recipient, severity, reason, event_data)
+      select document_id, tenant_id, type, event_id, event_at, recipient, severity, reason, event_data::jsonb
+      from matched
+      on conflict do nothing
+      returning document_id, tenant_id, mailgun_event_id, event_timestamp
+    ),
+    document_targets as (
+      select distinct on (document_id) document_id, status, event_at, email_status_rank(status) as rank
+      from matched
+      where document_id is not null and status is not null
+      order by document_id, email_status_rank(status) desc, event_at
+    ),
+    document_updates as (
+      update documents d
+      set email_status = s.status,
+          email_status_at = case when email_status_rank(d.email_status) = s.rank
+                                 then least(d.email_status_at, s.event_at) else s.event_at end
+      from document_targets s
+      where d.id = s.document_id
+        and (email_status_rank(d.email_status) < s.rank
+             or (email_status_rank(d.email_status) = s.rank
+                 and (d.email_status_at is null or d.email_status_at > s.event_at)))
+      returning d.id
+    ),
+    tenant_targets as (
+      select distinct on (tenant_id) tenant_id, status, event_at, email_status_rank(status) as rank
+      from matched
+      where tenant_id is not null and status is not null
+      order by tenant_id, email_status_rank(status) desc, event_at
+    ),
+    tenant_updates as (
+      update tenants t
+      set email_status = s.status,
+          email_status_at = case when email_status_rank(t.email_status) = s.rank
+                                 then least(t.email_status_at, s.event_at) else s.event_at end
+      from tenant_targets s
+      where t.id = s.tenant_id
+        and (email_status_rank(t.email_status) < s.rank
+             or (email_status_rank(t.email_status) = s.rank
+                 and (t.email_status_at is null or t.email_status_at > s.event_at)))
+      returning t.id
+    )
+    -- The update CTEs run whether or not they are read (PostgreSQL runs every
+    -- data-modifying CTE to completion).
+    select
+      i.n,
+      exists (select 1 from consumed c where c.token = i.token) as accepted,
+      (select count(*) from matched m where m.n = i.n)::int as matched,
+      (select count(*) from matched m join appended p
+         on p.mailgun_event_id = m.event_id and p.event_timestamp = m.event_at
+        and p.document_id is not distinct from m.document_id
+        and p.tenant_id is not distinct from m.tenant_id
+       where m.n = i.n)::int as appended
+    from input i
+    order by i.n
+  `;
+}

@@ -1,0 +1,22 @@
+import postgres, { type Sql } from "postgres";
+
+/** Pool settings. */
+export interface PostgresOptions {
+  max: number;
+  connectTimeoutMs: number;
+  /** False behind a transaction-mode pooler, which cannot keep prepared statements. */
+  prepare: boolean;
+}
+
+/** A postgres.js pool for `url`, with bounded connects and no notice noise on stdout. */
+export function connectPostgres(url: string, options: PostgresOptions): Sql {
+  return postgres(url, {
+    max: options.max,
+    prepare: options.prepare,
+    connect_timeout: Math.max(1, Math.ceil(options.connectTimeoutMs / 1000)),
+    idle_timeout: 60,
+    max_lifetime: 30 * 60,
+    onnotice: () => {},
+    connection: { application_name: "comprobify-mailgun-webhook" },
+  });
+}

@@ -1,0 +1,29 @@
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+
+/** A running embedded PostgreSQL, reachable over the wire on loopback. */
+export interface EmbeddedDatabase {
+  /** A postgres:// URL for postgres.js (one connection: PGlite has one session). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts PGlite on `dataDir` (a folder, or `memory://`) and serves it on a
+ * free loopback port, so that the service talks to it exactly as it talks
+ * to a real PostgreSQL.
+ */
+export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDatabase> {
+  if (!dataDir.startsWith("memory://")) await Deno.mkdir(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0 });
+  await server.start();
+  const port = server.getServerConn().split(":").pop();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async close() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}

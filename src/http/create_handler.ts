@@ -1,0 +1,59 @@
+import type { Sql } from "postgres";
+import { ping } from "../db/ping.ts";
+import { log } from "../log.ts";
+import { jsonResponse } from "./errors.ts";
+import { handleWebhook, type WebhookDeps, type WebhookResult } from "./handle_webhook.ts";
+
+/** The webhook's path, as registered in Mailgun. */
+export const WEBHOOK_PATH = "/v1/mailgun/webhook";
+/** The health check's path. */
+export const HEALTH_PATH = "/healthz";
+
+/** What the HTTP handler needs. */
+export interface HandlerDeps extends WebhookDeps {
+  sql: Sql;
+  healthTimeoutMs: number;
+}
+
+/** Routes requests: the webhook, the health check, 404 and 405. */
+export function createHandler(deps: HandlerDeps): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const { pathname } = new URL(request.url);
+    if (pathname === WEBHOOK_PATH) {
+      if (request.method !== "POST") return methodNotAllowed("POST");
+      const started = performance.now();
+      const result = await handleWebhook(request, deps);
+      logWebhook(result, performance.now() - started);
+      if (result.status === 200) {
+        return jsonResponse(200, result.outcome === "duplicate" ? { ok: true, duplicate: true } : { ok: true });
+      }
+      return jsonResponse(result.status, { ok: false, error: result.message });
+    }
+    if (pathname === HEALTH_PATH) {
+      if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed("GET, HEAD");
+      const up = await ping(deps.sql, deps.healthTimeoutMs);
+      return jsonResponse(up ? 200 : 503, { ok: up, database: up ? "up" : "down" });
+    }
+    return jsonResponse(404, { ok: false, error: "Not found." });
+  };
+}
+
+function methodNotAllowed(allow: string): Response {
+  return jsonResponse(405, { ok: false, error: "Method not allowed." }, { allow });
+}
+
+/** One line per webhook. Never the key, never a recipient address. */
+function logWebhook(result: WebhookResult, durationMs: number): void {
+  const level = result.status === 200 ? "info" : result.status >= 500 ? "error" : "warn";
+  log(level, "webhook", {
+    outcome: result.outcome,
+    status: result.status,
+    event_id: result.eventId,
+    event: result.event,
+    rows: result.rows,
+    signing_key_index: result.keyIndex,
+    reason: result.status === 200 ? undefined : result.message,
+    error_code: result.errorCode,
+    duration_ms: Math.round(durationMs * 100) / 100,
+  });
+}

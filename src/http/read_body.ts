@@ -1,0 +1,53 @@
+import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from "./errors.ts";
+
+/**
+ * Reads a request body up to `limitBytes`, giving up after `timeoutMs`.
+ * A declared Content-Length over the limit is refused before reading; a
+ * chunked body is counted as it arrives and cut off once over the limit.
+ */
+export async function readBody(
+  request: Request,
+  limitBytes: number,
+  timeoutMs: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limitBytes) {
+    throw new PayloadTooLargeError(`Body of ${declared} bytes is over the limit of ${limitBytes} bytes.`);
+  }
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let length = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (timedOut) throw new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`);
+      if (done) break;
+      length += value.byteLength;
+      if (length > limitBytes) {
+        reader.cancel().catch(() => {});
+        throw new PayloadTooLargeError(`Body is over the limit of ${limitBytes} bytes.`);
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (timedOut) throw new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`);
+    if (error instanceof PayloadTooLargeError) throw error;
+    throw new BadRequestError("Body could not be read whole.");
+  } finally {
+    clearTimeout(timer);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}

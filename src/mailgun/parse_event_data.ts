@@ -1,0 +1,102 @@
+import { z } from "zod";
+import { NotAcceptableError } from "../http/errors.ts";
+import { canonicalJson, NotStorableError } from "./canonical_json.ts";
+import { type EventEffect, mapEvent } from "./map_event.ts";
+
+/** Event timestamps past 9999-12-31 are not times (PostgreSQL's timestamptz stops later, but nothing is sent then). */
+export const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
+
+/** A usable Mailgun event. */
+export interface ParsedEvent {
+  /** Mailgun's event name, e.g. `delivered`. */
+  event: string;
+  /** Mailgun's event id (unique within a day only). */
+  id: string;
+  /** Null for events this service ignores. */
+  effect: EventEffect | null;
+  /** Seconds, with a fraction. Set when `effect` is. */
+  timestamp: number;
+  /** The Message-ID without angle brackets. Set when `effect` is. */
+  messageId: string;
+  recipient: string | null;
+  severity: string | null;
+  reason: string | null;
+  /** The event-data as canonical JSON: what is stored and what the token is bound to. */
+  json: string;
+}
+
+const identitySchema = z.looseObject({
+  event: z.string().min(1).max(64),
+  id: z.string().min(1).max(256),
+});
+
+const optionalText = z.string().max(2048).nullish().transform((value) => value ?? null);
+
+const trackedSchema = z.looseObject({
+  timestamp: z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number)])
+    .pipe(z.number().finite().min(0).max(MAX_EVENT_TIMESTAMP_SECONDS)),
+  recipient: optionalText,
+  severity: optionalText,
+  reason: optionalText,
+  message: z.looseObject({
+    headers: z.looseObject({ "message-id": z.string().min(1).max(998) }),
+  }),
+});
+
+/**
+ * Checks the event-data of a signed webhook and extracts what the service
+ * uses. Throws a {@link NotAcceptableError} (406: Mailgun will not retry)
+ * when it can never be used.
+ */
+export function parseEventData(eventData: unknown): ParsedEvent {
+  if (typeof eventData !== "object" || eventData === null || Array.isArray(eventData)) {
+    throw new NotAcceptableError("event-data is missing or not an object.");
+  }
+  let json: string;
+  try {
+    json = canonicalJson(eventData);
+  } catch (error) {
+    if (error instanceof NotStorableError) {
+      throw new NotAcceptableError(`event-data cannot be stored: ${error.message}`);
+    }
+    throw error;
+  }
+  const identity = identitySchema.safeParse(eventData);
+  if (!identity.success) throw new NotAcceptableError(`event-data is unusable: ${describe(identity.error)}`);
+  const { event, id } = identity.data;
+  let effect: EventEffect | null;
+  try {
+    effect = mapEvent(event, (eventData as Record<string, unknown>).severity);
+  } catch (error) {
+    throw new NotAcceptableError(`event-data is unusable: ${(error as Error).message}`);
+  }
+  if (effect === null) {
+    return { event, id, effect, timestamp: 0, messageId: "", recipient: null, severity: null, reason: null, json };
+  }
+  const tracked = trackedSchema.safeParse(eventData);
+  if (!tracked.success) throw new NotAcceptableError(`event-data is unusable: ${describe(tracked.error)}`);
+  const messageId = bareMessageId(tracked.data.message.headers["message-id"]);
+  if (messageId === "") throw new NotAcceptableError("event-data is unusable: message-id is empty.");
+  return {
+    event,
+    id,
+    effect,
+    timestamp: tracked.data.timestamp,
+    messageId,
+    recipient: tracked.data.recipient,
+    severity: tracked.data.severity,
+    reason: tracked.data.reason,
+    json,
+  };
+}
+
+/** Mailgun sends the Message-ID without angle brackets; its send API returns it with them. */
+export function bareMessageId(messageId: string): string {
+  return messageId.trim().replace(/^<(.*)>$/, "$1").trim();
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const path = issue.path.length > 0 ? issue.path.join(".") : "event-data";
+  return `${path}: ${issue.message}`;
+}

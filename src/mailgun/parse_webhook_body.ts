@@ -1,0 +1,24 @@
+import { BadRequestError } from "../http/errors.ts";
+
+/** The two parts of a Mailgun webhook body, not yet checked. */
+export interface WebhookBody {
+  signature: unknown;
+  eventData: unknown;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses the JSON body; throws a {@link BadRequestError} when it is not JSON. */
+export function parseWebhookBody(bytes: Uint8Array): WebhookBody {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new BadRequestError("Body is not JSON.");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return { signature: undefined, eventData: undefined };
+  }
+  const record = parsed as Record<string, unknown>;
+  return { signature: record["signature"], eventData: record["event-data"] };
+}

@@ -1,0 +1,94 @@
+import type { Sql } from "postgres";
+import { createEventApplier } from "./apply/event_applier.ts";
+import { startTokenPruner } from "./apply/token_pruner.ts";
+import { type Config, EMBEDDED_DATABASE_DIR } from "./config.ts";
+import { connectPostgres } from "./db/connect_postgres.ts";
+import { startEmbeddedDatabase } from "./db/embedded_database.ts";
+import { migrate } from "./db/migrate.ts";
+import { loadDevSigningKey } from "./dev_signing_key.ts";
+import { createHandler } from "./http/create_handler.ts";
+import { log } from "./log.ts";
+import { importSigningKeys } from "./mailgun/verify_signature.ts";
+
+/** A running service. */
+export interface Service {
+  /** Where it listens, e.g. `http://127.0.0.1:8000`. */
+  url: string;
+  sql: Sql;
+  /** Stops accepting, finishes what is in flight, closes the pool and the embedded database. */
+  shutdown(): Promise<void>;
+}
+
+/** Start-up choices that do not come from the environment. */
+export interface StartOptions {
+  /** The embedded database's folder (or `memory://`); default `.pglite`. */
+  embeddedDir?: string;
+}
+
+/**
+ * Opens the database (the embedded one when DATABASE_URL is unset, migrated
+ * on the spot), imports the signing keys once, and serves.
+ */
+export async function startService(config: Config, options: StartOptions = {}): Promise<Service> {
+  const embeddedDir = options.embeddedDir ?? EMBEDDED_DATABASE_DIR;
+  const embedded = config.databaseUrl === undefined ? await startEmbeddedDatabase(embeddedDir) : undefined;
+  const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
+    // PGlite has a single session: one connection, one statement at a time.
+    max: embedded ? 1 : config.dbPoolMax,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    prepare: config.dbPrepare,
+  });
+  try {
+    let keys = config.signingKeys;
+    if (embedded) {
+      const applied = await migrate(sql);
+      log("warn", "using the EMBEDDED database (development only)", { dir: embeddedDir, migrations_applied: applied });
+      if (keys.length === 0) {
+        const dev = await loadDevSigningKey(embeddedDir.startsWith("memory://") ? "." : embeddedDir);
+        keys = [dev.key];
+        // A development key is announced, with its value, so that it can be used to sign test requests.
+        log("warn", "using a DEVELOPMENT signing key: set MAILGUN_WEBHOOK_SIGNING_KEY for real traffic", {
+          development_signing_key: dev.key,
+          file: dev.path,
+        });
+      }
+    }
+    const window = { maxAgeSeconds: config.signatureMaxAgeSeconds, maxFutureSeconds: config.signatureMaxFutureSeconds };
+    const applier = createEventApplier(sql, {
+      maxBatch: config.batchMax,
+      maxInFlight: embedded ? 1 : config.batchInFlight,
+      queryTimeoutMs: config.dbQueryTimeoutMs,
+    });
+    const handler = createHandler({
+      signingKeys: await importSigningKeys(keys),
+      window,
+      bodyLimitBytes: config.bodyLimitBytes,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      applier,
+      sql,
+      healthTimeoutMs: config.dbQueryTimeoutMs,
+    });
+    const stopPruner = startTokenPruner(sql, window);
+    const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+    const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, handler);
+    const addr = await listening;
+    const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
+    const url = `http://${host}:${addr.port}`;
+    log("info", "listening", { url, signing_keys: keys.length, database: embedded ? "embedded" : "postgres" });
+    return {
+      url,
+      sql,
+      async shutdown() {
+        stopPruner();
+        await server.shutdown();
+        await applier.drain();
+        await sql.end({ timeout: 5 });
+        await embedded?.close();
+      },
+    };
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    await embedded?.close();
+    throw error;
+  }
+}
