@@ -10,6 +10,9 @@ import { createHandler } from "./http/create_handler.ts";
 import { log } from "./log.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
 
+/** In the embedded database's folder: the URL at which the running service serves it. */
+export const EMBEDDED_URL_FILE = "embedded-url";
+
 /** A running service. */
 export interface Service {
   /** Where it listens, e.g. `http://127.0.0.1:8000`. */
@@ -31,7 +34,9 @@ export interface StartOptions {
  */
 export async function startService(config: Config, options: StartOptions = {}): Promise<Service> {
   const embeddedDir = options.embeddedDir ?? EMBEDDED_DATABASE_DIR;
-  const embedded = config.databaseUrl === undefined ? await startEmbeddedDatabase(embeddedDir) : undefined;
+  const embedded = config.databaseUrl === undefined
+    ? await startEmbeddedDatabase(embeddedDir.startsWith("memory://") ? embeddedDir : `${embeddedDir}/data`)
+    : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
     max: embedded ? 1 : config.dbPoolMax,
@@ -42,6 +47,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
     let keys = config.signingKeys;
     if (embedded) {
       const applied = await migrate(sql);
+      if (!embeddedDir.startsWith("memory://")) {
+        // Tools (simulate, reconcile) reach the running embedded database through this file.
+        await Deno.writeTextFile(`${embeddedDir}/${EMBEDDED_URL_FILE}`, embedded.url + "\n");
+      }
       log("warn", "using the EMBEDDED database (development only)", { dir: embeddedDir, migrations_applied: applied });
       if (keys.length === 0) {
         const dev = await loadDevSigningKey(embeddedDir.startsWith("memory://") ? "." : embeddedDir);
@@ -61,6 +70,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     });
     const handler = createHandler({
       signingKeys: await importSigningKeys(keys),
+      parentSigningKeys: await importSigningKeys(config.parentSigningKeys),
       window,
       bodyLimitBytes: config.bodyLimitBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
@@ -84,6 +94,9 @@ export async function startService(config: Config, options: StartOptions = {}): 
         await applier.drain();
         await sql.end({ timeout: 5 });
         await embedded?.close();
+        if (embedded && !embeddedDir.startsWith("memory://")) {
+          await Deno.remove(`${embeddedDir}/${EMBEDDED_URL_FILE}`).catch(() => {});
+        }
       },
     };
   } catch (error) {

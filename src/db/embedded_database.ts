@@ -16,7 +16,10 @@ export interface EmbeddedDatabase {
 export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDatabase> {
   if (!dataDir.startsWith("memory://")) await Deno.mkdir(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
-  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0 });
+  // PGlite has one session; the socket server queues statements from its
+  // connections into it. Extra connections are for tools (psql, reconcile)
+  // that send single statements, never for interleaved transactions.
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 4 });
   await server.start();
   const port = server.getServerConn().split(":").pop();
   return {

@@ -52,6 +52,7 @@ function logWebhook(result: WebhookResult, durationMs: number): void {
     event: result.event,
     rows: result.rows,
     signing_key_index: result.keyIndex,
+    parent_key: result.parentKey,
     reason: result.status === 200 ? undefined : result.message,
     error_code: result.errorCode,
     duration_ms: Math.round(durationMs * 100) / 100,

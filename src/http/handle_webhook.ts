@@ -1,7 +1,7 @@
-import type { EventRow } from "../db/apply_events_query.ts";
+import { applyEvent, consumeToken } from "../apply/apply_event.ts";
 import type { EventApplier } from "../apply/event_applier.ts";
 import { type ParsedEvent, parseEventData } from "../mailgun/parse_event_data.ts";
-import { parseWebhookBody } from "../mailgun/parse_webhook_body.ts";
+import { parseWebhookBody, type WebhookBody } from "../mailgun/parse_webhook_body.ts";
 import { sha256Hex } from "../mailgun/sha256_hex.ts";
 import { type SignatureWindow, type VerifiedSignature, verifySignature } from "../mailgun/verify_signature.ts";
 import { errorStatus, NotAcceptableError, type Outcome, UnauthorizedError } from "./errors.ts";
@@ -10,6 +10,8 @@ import { readBody } from "./read_body.ts";
 /** What the webhook endpoint needs. */
 export interface WebhookDeps {
   signingKeys: CryptoKey[];
+  /** Keys for subaccounts' `parent-signature`; empty when not configured. */
+  parentSigningKeys: CryptoKey[];
   window: SignatureWindow;
   bodyLimitBytes: number;
   bodyTimeoutMs: number;
@@ -26,11 +28,13 @@ export interface WebhookResult {
   event?: string;
   rows?: number;
   keyIndex?: number;
+  /** True when the subaccount's parent-signature verified. */
+  parentKey?: boolean;
   /** The code of an unexpected error, for the log. */
   errorCode?: string;
 }
 
-type Context = Pick<WebhookResult, "eventId" | "event" | "keyIndex">;
+type Context = Pick<WebhookResult, "eventId" | "event" | "keyIndex" | "parentKey">;
 
 /** request -> verify -> parse -> apply, and the status that tells Mailgun what to do next. Never throws. */
 export async function handleWebhook(request: Request, deps: WebhookDeps): Promise<WebhookResult> {
@@ -47,62 +51,36 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
 async function processWebhook(request: Request, deps: WebhookDeps, context: Context): Promise<WebhookResult> {
   const bytes = await readBody(request, deps.bodyLimitBytes, deps.bodyTimeoutMs);
   const body = parseWebhookBody(bytes);
-  const signature = await verifySignature(body.signature, deps.signingKeys, deps.window);
-  context.keyIndex = signature.keyIndex;
+  const signature = await verifyBody(body, deps, context);
+  const auth = { token: signature.token, signedAt: signature.timestamp };
   let parsed: ParsedEvent;
   try {
     parsed = parseEventData(body.eventData);
   } catch (error) {
     if (error instanceof NotAcceptableError) {
       // The token is spent all the same, so that its signature cannot carry another body.
-      await consumeToken(deps.applier, signature, await sha256Hex(bytes));
+      await consumeToken(deps.applier, auth, await sha256Hex(bytes));
     }
     throw error;
   }
   context.eventId = parsed.id;
   context.event = parsed.event;
-  const bodyHash = await sha256Hex(parsed.json);
-  if (parsed.effect === null) {
-    await consumeToken(deps.applier, signature, bodyHash);
-    return { ...context, status: 200, outcome: "ignored", rows: 0 };
+  const { outcome, rows } = await applyEvent(deps.applier, parsed, auth);
+  return { ...context, status: 200, outcome, rows };
+}
+
+/** The account's own signature, or else (when configured) the parent account's `parent-signature`. */
+async function verifyBody(body: WebhookBody, deps: WebhookDeps, context: Context): Promise<VerifiedSignature> {
+  try {
+    const signature = await verifySignature(body.signature, deps.signingKeys, deps.window);
+    context.keyIndex = signature.keyIndex;
+    return signature;
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError) || deps.parentSigningKeys.length === 0) throw error;
+    if (body.parentSignature === undefined) throw error;
+    const signature = await verifySignature(body.parentSignature, deps.parentSigningKeys, deps.window);
+    context.keyIndex = signature.keyIndex;
+    context.parentKey = true;
+    return signature;
   }
-  const result = await deps.applier.apply({
-    token: signature.token,
-    bodyHash,
-    signedAt: signature.timestamp,
-    type: parsed.effect.type,
-    status: parsed.effect.status,
-    eventId: parsed.id,
-    eventTimestamp: parsed.timestamp,
-    messageId: parsed.messageId,
-    recipient: parsed.recipient,
-    severity: parsed.severity,
-    reason: parsed.reason,
-    eventData: parsed.json,
-  });
-  if (!result.accepted) throw replayed();
-  const outcome = result.matched === 0 ? "unmatched" : result.appended > 0 ? "applied" : "duplicate";
-  return { ...context, status: 200, outcome, rows: result.matched };
-}
-
-async function consumeToken(applier: EventApplier, signature: VerifiedSignature, bodyHash: string): Promise<void> {
-  const row: EventRow = {
-    token: signature.token,
-    bodyHash,
-    signedAt: signature.timestamp,
-    type: null,
-    status: null,
-    eventId: null,
-    eventTimestamp: null,
-    messageId: null,
-    recipient: null,
-    severity: null,
-    reason: null,
-    eventData: null,
-  };
-  if (!(await applier.apply(row)).accepted) throw replayed();
-}
-
-function replayed(): UnauthorizedError {
-  return new UnauthorizedError("Signature token was already used with a different body.", "replayed");
 }

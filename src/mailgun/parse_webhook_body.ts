@@ -4,6 +4,8 @@ import { BadRequestError } from "../http/errors.ts";
 export interface WebhookBody {
   signature: unknown;
   eventData: unknown;
+  /** Subaccount events also carry the parent account's signature. */
+  parentSignature: unknown;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -17,8 +19,12 @@ export function parseWebhookBody(bytes: Uint8Array): WebhookBody {
     throw new BadRequestError("Body is not JSON.");
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return { signature: undefined, eventData: undefined };
+    return { signature: undefined, eventData: undefined, parentSignature: undefined };
   }
   const record = parsed as Record<string, unknown>;
-  return { signature: record["signature"], eventData: record["event-data"] };
+  return {
+    signature: record["signature"],
+    eventData: record["event-data"],
+    parentSignature: record["parent-signature"],
+  };
 }
