@@ -7,6 +7,7 @@ import { startEmbeddedDatabase } from "./db/embedded_database.ts";
 import { migrate } from "./db/migrate.ts";
 import { loadDevSigningKey } from "./dev_signing_key.ts";
 import { createHandler } from "./http/create_handler.ts";
+import { drainable } from "./http/drain_requests.ts";
 import { log } from "./log.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
 
@@ -68,7 +69,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       maxInFlight: embedded ? 1 : config.batchInFlight,
       queryTimeoutMs: config.dbQueryTimeoutMs,
     });
-    const handler = createHandler({
+    const requests = drainable(createHandler({
       signingKeys: await importSigningKeys(keys),
       parentSigningKeys: await importSigningKeys(config.parentSigningKeys),
       window,
@@ -77,10 +78,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
       applier,
       sql,
       healthTimeoutMs: config.dbQueryTimeoutMs,
-    });
+    }));
     const stopPruner = startTokenPruner(sql, window);
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
-    const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, handler);
+    const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;
     const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
     const url = `http://${host}:${addr.port}`;
@@ -90,6 +91,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       sql,
       async shutdown() {
         stopPruner();
+        await requests.drain();
         await server.shutdown();
         await applier.drain();
         await sql.end({ timeout: 5 });

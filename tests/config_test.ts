@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { ConfigError, DEFAULT_SIGNATURE_MAX_AGE_SECONDS, loadConfig } from "../src/config.ts";
+
+const env = (vars: Record<string, string>) => (name: string) => vars[name];
+const DB = "postgres://u:secret-password@db.example:5432/app";
+
+function errorOf(vars: Record<string, string>): string {
+  try {
+    loadConfig(env(vars));
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.message;
+  }
+  assert.fail("expected a configuration error");
+}
+
+Deno.test("defaults: embedded database, no key, port 8000, 24 h / 5 min window, 1 MiB", () => {
+  const config = loadConfig(env({}));
+  assert.equal(config.databaseUrl, undefined);
+  assert.deepEqual(config.signingKeys, []);
+  assert.equal(config.port, 8000);
+  assert.equal(config.signatureMaxAgeSeconds, DEFAULT_SIGNATURE_MAX_AGE_SECONDS);
+  assert.equal(config.signatureMaxAgeSeconds, 86_400);
+  assert.equal(config.signatureMaxFutureSeconds, 300);
+  assert.equal(config.bodyLimitBytes, 1_048_576);
+  assert.equal(config.dbPrepare, true);
+});
+
+Deno.test("several keys separated by commas, spaces trimmed", () => {
+  const config = loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: " new-key , old-key ,," }));
+  assert.deepEqual(config.signingKeys, ["new-key", "old-key"]);
+});
+
+Deno.test("DATABASE_URL without a signing key stops start-up, naming the variable", () => {
+  assert.match(errorOf({ DATABASE_URL: DB }), /^MAILGUN_WEBHOOK_SIGNING_KEY is required/);
+  assert.match(errorOf({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: " , " }), /^MAILGUN_WEBHOOK_SIGNING_KEY/);
+});
+
+Deno.test("Deno Deploy refuses the embedded database", () => {
+  assert.match(errorOf({ DENO_DEPLOY: "1" }), /^DATABASE_URL is required on Deno Deploy/);
+  assert.match(errorOf({ DENO_DEPLOYMENT_ID: "abc" }), /^DATABASE_URL/);
+  assert.equal(
+    loadConfig(env({ DENO_DEPLOY: "1", DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k" })).databaseUrl,
+    DB,
+  );
+});
+
+Deno.test("bad values name their variable, one line, never the database password", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: "eighty" }, /^PORT /],
+    [{ PORT: "70000" }, /^PORT /],
+    [{ SIGNATURE_MAX_AGE_SECONDS: "-1" }, /^SIGNATURE_MAX_AGE_SECONDS /],
+    [{ SIGNATURE_MAX_FUTURE_SECONDS: "1.5" }, /^SIGNATURE_MAX_FUTURE_SECONDS /],
+    [{ BODY_LIMIT_BYTES: "1MiB" }, /^BODY_LIMIT_BYTES /],
+    [{ BODY_TIMEOUT_MS: "0" }, /^BODY_TIMEOUT_MS /],
+    [{ DB_CONNECT_TIMEOUT_MS: "x" }, /^DB_CONNECT_TIMEOUT_MS /],
+    [{ DB_QUERY_TIMEOUT_MS: "" + 10 ** 9 }, /^DB_QUERY_TIMEOUT_MS /],
+    [{ DB_POOL_MAX: "0" }, /^DB_POOL_MAX /],
+    [{ DB_PREPARE: "maybe" }, /^DB_PREPARE /],
+    [{ BATCH_MAX: "none" }, /^BATCH_MAX /],
+    [{ BATCH_IN_FLIGHT: "-3" }, /^BATCH_IN_FLIGHT /],
+    [{ DATABASE_URL: "mysql://u:secret-password@h/db", MAILGUN_WEBHOOK_SIGNING_KEY: "k" }, /^DATABASE_URL /],
+    [{ DATABASE_URL: "not a url secret-password", MAILGUN_WEBHOOK_SIGNING_KEY: "k" }, /^DATABASE_URL /],
+    [{ MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: "," }, /^MAILGUN_PARENT_WEBHOOK_SIGNING_KEY /],
+  ];
+  for (const [vars, pattern] of cases) {
+    const message = errorOf(vars);
+    assert.match(message, pattern, JSON.stringify(vars));
+    assert.ok(!message.includes("\n"));
+    assert.ok(!message.includes("secret-password"));
+  }
+});
+
+Deno.test("tolerances can be overridden", () => {
+  const config = loadConfig(env({
+    SIGNATURE_MAX_AGE_SECONDS: "3600",
+    SIGNATURE_MAX_FUTURE_SECONDS: "60",
+    BODY_LIMIT_BYTES: "2048",
+    BODY_TIMEOUT_MS: "500",
+    DB_QUERY_TIMEOUT_MS: "800",
+    DB_PREPARE: "false",
+  }));
+  assert.equal(config.signatureMaxAgeSeconds, 3600);
+  assert.equal(config.signatureMaxFutureSeconds, 60);
+  assert.equal(config.bodyLimitBytes, 2048);
+  assert.equal(config.bodyTimeoutMs, 500);
+  assert.equal(config.dbQueryTimeoutMs, 800);
+  assert.equal(config.dbPrepare, false);
+});

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { NotAcceptableError } from "../src/http/errors.ts";
+import { canonicalJson } from "../src/mailgun/canonical_json.ts";
+import { mapEvent } from "../src/mailgun/map_event.ts";
+import { bareMessageId, parseEventData } from "../src/mailgun/parse_event_data.ts";
+import { loadPayload } from "./helpers/mailgun.ts";
+
+Deno.test("Mailgun's example payloads parse to the right effect", () => {
+  const cases = [
+    ["delivered", "EMAIL_DELIVERED", "DELIVERED", "20260203192030.53383e583ab41f62@sample.mailgun.com"],
+    ["failed-permanent", "EMAIL_FAILED", "FAILED", "20260212174255.58bbb7ce85a423e5@mailgun.com"],
+    ["failed-temporary", "EMAIL_TEMP_FAILED", null, "20260212180106.5c8f35804ae3fd54@sample.mailgun.com"],
+    ["complained", "EMAIL_COMPLAINED", "COMPLAINED", "20260212182531.0d5ed3254c319957@sample.mailgun.com"],
+  ] as const;
+  for (const [name, type, status, messageId] of cases) {
+    const payload = loadPayload(name);
+    const parsed = parseEventData(payload);
+    assert.deepEqual(parsed.effect, { type, status }, name);
+    assert.equal(parsed.messageId, messageId);
+    assert.equal(parsed.id, payload.id);
+    assert.equal(parsed.timestamp, payload.timestamp);
+    assert.deepEqual(JSON.parse(parsed.json), payload);
+  }
+  const failed = parseEventData(loadPayload("failed-permanent"));
+  assert.equal(failed.severity, "permanent");
+  assert.equal(failed.reason, "bounce");
+  assert.equal(failed.recipient, "badrecipient@sample.mailgun.com");
+});
+
+Deno.test("event mapping: failed needs a known severity; other events are ignored", () => {
+  assert.deepEqual(mapEvent("failed", "temporary"), { type: "EMAIL_TEMP_FAILED", status: null });
+  assert.throws(() => mapEvent("failed", undefined), RangeError);
+  assert.throws(() => mapEvent("failed", "Permanent"), RangeError);
+  for (const event of ["opened", "clicked", "unsubscribed", "accepted", "stored", "rejected", "Delivered"]) {
+    assert.equal(mapEvent(event, undefined), null, event);
+  }
+});
+
+Deno.test("ignored events need only an event name and an id", () => {
+  const parsed = parseEventData({ event: "opened", id: "x" });
+  assert.equal(parsed.effect, null);
+  assert.throws(() => parseEventData({ event: "opened" }), NotAcceptableError);
+});
+
+Deno.test("payload quirks are accepted", () => {
+  const base = loadPayload("failed-permanent");
+  for (
+    const quirk of [
+      { "user-variables": [] },
+      { "user-variables": { a: 1 } },
+      { "delivery-status": null },
+      { description: "" },
+      { description: null },
+      { recipient: null },
+      { reason: "old" },
+      { flags: { "is-delayed-bounce": true } },
+      { timestamp: "1770918175.5923693" },
+      { "a-future-field": { nested: [1, 2, 3] } },
+    ]
+  ) {
+    assert.ok(parseEventData({ ...base, ...quirk }).effect, JSON.stringify(quirk));
+  }
+});
+
+Deno.test("message ids: angle brackets and spaces are stripped", () => {
+  assert.equal(bareMessageId("<a@b>"), "a@b");
+  assert.equal(bareMessageId(" a@b "), "a@b");
+  assert.equal(bareMessageId("< a@b >"), "a@b");
+  const payload = loadPayload("delivered");
+  (payload.message as { headers: Record<string, string> }).headers["message-id"] = "<x@y>";
+  assert.equal(parseEventData(payload).messageId, "x@y");
+});
+
+Deno.test("canonical JSON: key order and formatting do not change it", () => {
+  const a = JSON.parse('{"b": 1, "a": {"y": [1, 2.5, "x"], "x": null}}');
+  const b = JSON.parse('{"a":{"x":null,"y":[1,2.50,"x"]},"b":1.0}');
+  assert.equal(canonicalJson(a), canonicalJson(b));
+  assert.equal(canonicalJson(a), '{"a":{"x":null,"y":[1,2.5,"x"]},"b":1}');
+  assert.equal(canonicalJson({ n: Infinity, m: NaN }), '{"m":null,"n":null}');
+  assert.equal(canonicalJson({ s: 'é\u2028"' }), '{"s":"é\u2028\\""}');
+});

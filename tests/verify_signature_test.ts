@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { UnauthorizedError } from "../src/http/errors.ts";
+import { signWebhook } from "../src/mailgun/sign_webhook.ts";
+import { importSigningKeys, verifySignature } from "../src/mailgun/verify_signature.ts";
+
+const window = { maxAgeSeconds: 86_400, maxFutureSeconds: 300 };
+const now = 1_770_000_000;
+
+async function reason(block: unknown, keys: CryptoKey[], at = now): Promise<string> {
+  try {
+    await verifySignature(block, keys, window, at);
+  } catch (error) {
+    assert.ok(error instanceof UnauthorizedError);
+    return error.message;
+  }
+  assert.fail("expected the signature to be refused");
+}
+
+Deno.test("a known vector: hex(HMAC-SHA256(key, timestamp + token))", async () => {
+  // Computed independently: printf '%s' '1770000000abc' | openssl dgst -sha256 -hmac 'key-1'
+  const block = await signWebhook("key-1", "1770000000", "abc");
+  assert.equal(block.signature, "12049382ca755ea493a9afa115558137ea90e5cf69db4d972e18b9ddda8eff07");
+  const keys = await importSigningKeys(["key-1"]);
+  assert.deepEqual(await verifySignature(block, keys, window, now), { timestamp: now, token: "abc", keyIndex: 0 });
+});
+
+Deno.test("every configured key is tried; the match is named by position", async () => {
+  const keys = await importSigningKeys(["new-key", "old-key"]);
+  const old = await signWebhook("old-key", String(now), "t".repeat(50));
+  assert.equal((await verifySignature(old, keys, window, now)).keyIndex, 1);
+  const fresh = await signWebhook("new-key", String(now), "u".repeat(50));
+  assert.equal((await verifySignature(fresh, keys, window, now)).keyIndex, 0);
+  assert.match(await reason(await signWebhook("other", String(now), "v"), keys), /does not match any/);
+});
+
+Deno.test("uppercase hex is accepted; the timestamp may be a number", async () => {
+  const keys = await importSigningKeys(["k"]);
+  const block = await signWebhook("k", String(now), "tok");
+  await verifySignature({ ...block, signature: block.signature.toUpperCase() }, keys, window, now);
+  await verifySignature({ ...block, timestamp: now }, keys, window, now);
+});
+
+Deno.test("precise reasons for malformed blocks", async () => {
+  const keys = await importSigningKeys(["k"]);
+  const good = await signWebhook("k", String(now), "tok");
+  assert.match(await reason(undefined, keys), /block is missing/);
+  assert.match(await reason([good], keys), /block is missing/);
+  assert.match(await reason({ ...good, timestamp: "abc" }, keys), /timestamp/);
+  assert.match(await reason({ ...good, timestamp: 1.5 }, keys), /timestamp/);
+  assert.match(await reason({ ...good, token: "" }, keys), /token/);
+  assert.match(await reason({ ...good, token: "a b" }, keys), /token/);
+  assert.match(await reason({ ...good, token: "x".repeat(257) }, keys), /token/);
+  assert.match(await reason({ ...good, signature: "00" }, keys), /64 hex/);
+  assert.match(await reason({ ...good, signature: 5 }, keys), /64 hex/);
+});
+
+Deno.test("the window: 24 h back, 5 min ahead, inclusive", async () => {
+  const keys = await importSigningKeys(["k"]);
+  const at = (offset: number) => signWebhook("k", String(now + offset), `tok${offset}`);
+  await verifySignature(await at(-86_400), keys, window, now);
+  await verifySignature(await at(300), keys, window, now);
+  assert.match(await reason(await at(-86_401), keys), /more than 86400 s old/);
+  assert.match(await reason(await at(301), keys), /more than 300 s in the future/);
+});
