@@ -3,7 +3,6 @@ import { createEventApplier } from "./apply/event_applier.ts";
 import { startTokenPruner } from "./apply/token_pruner.ts";
 import { type Config, EMBEDDED_DATABASE_DIR } from "./config.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
-import { startEmbeddedDatabase } from "./db/embedded_database.ts";
 import { migrate } from "./db/migrate.ts";
 import { loadDevSigningKey } from "./dev_signing_key.ts";
 import { createHandler } from "./http/create_handler.ts";
@@ -35,9 +34,7 @@ export interface StartOptions {
  */
 export async function startService(config: Config, options: StartOptions = {}): Promise<Service> {
   const embeddedDir = options.embeddedDir ?? EMBEDDED_DATABASE_DIR;
-  const embedded = config.databaseUrl === undefined
-    ? await startEmbeddedDatabase(embeddedDir.startsWith("memory://") ? embeddedDir : `${embeddedDir}/data`)
-    : undefined;
+  const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(embeddedDir) : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
     max: embedded ? 1 : config.dbPoolMax,
@@ -70,8 +67,8 @@ export async function startService(config: Config, options: StartOptions = {}): 
       queryTimeoutMs: config.dbQueryTimeoutMs,
     });
     const requests = drainable(createHandler({
-      signingKeys: await importSigningKeys(keys),
-      parentSigningKeys: await importSigningKeys(config.parentSigningKeys),
+      signingKeys: importSigningKeys(keys),
+      parentSigningKeys: importSigningKeys(config.parentSigningKeys),
       window,
       bodyLimitBytes: config.bodyLimitBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
@@ -106,4 +103,10 @@ export async function startService(config: Config, options: StartOptions = {}): 
     await embedded?.close();
     throw error;
   }
+}
+
+/** Loaded only when used: PGlite is large, and production (cold starts on Deno Deploy) never needs it. */
+async function openEmbeddedDatabase(dir: string) {
+  const { startEmbeddedDatabase } = await import("./db/embedded_database.ts");
+  return await startEmbeddedDatabase(dir.startsWith("memory://") ? dir : `${dir}/data`);
 }

@@ -28,7 +28,7 @@ export async function applyEvent(
   parsed: ParsedEvent,
   auth: Authorisation,
 ): Promise<AppliedEvent> {
-  const bodyHash = await sha256Hex(parsed.json);
+  const bodyHash = sha256Hex(parsed.json);
   if (parsed.effect === null) {
     await consumeToken(applier, auth, bodyHash);
     return { outcome: "ignored", rows: 0 };

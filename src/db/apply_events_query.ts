@@ -1,4 +1,5 @@
 import type { PendingQuery, Row, Sql } from "postgres";
+import { pgArrayLiteral } from "./pg_array.ts";
 
 /** One signed webhook to record: its token, and the event it carries (if any). */
 export interface EventRow {
@@ -41,23 +42,23 @@ export interface EventRowResult {
  * Tokens must be distinct within a batch (ON CONFLICT DO UPDATE touches a row once).
  */
 export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
-  const column = <K extends keyof EventRow>(key: K) => rows.map((row) => row[key]);
+  const list = (key: keyof EventRow) => pgArrayLiteral(rows.map((row) => row[key]));
   return sql`
     with input as (
       select *
       from unnest(
-        ${column("token")}::text[],
-        ${column("bodyHash")}::text[],
-        ${column("signedAt")}::float8[],
-        ${column("type")}::text[],
-        ${column("status")}::text[],
-        ${column("eventId")}::text[],
-        ${column("eventTimestamp")}::float8[],
-        ${column("messageId")}::text[],
-        ${column("recipient")}::text[],
-        ${column("severity")}::text[],
-        ${column("reason")}::text[],
-        ${column("eventData")}::text[]
+        ${list("token")}::text[],
+        ${list("bodyHash")}::text[],
+        ${list("signedAt")}::float8[],
+        ${list("type")}::text[],
+        ${list("status")}::text[],
+        ${list("eventId")}::text[],
+        ${list("eventTimestamp")}::float8[],
+        ${list("messageId")}::text[],
+        ${list("recipient")}::text[],
+        ${list("severity")}::text[],
+        ${list("reason")}::text[],
+        ${list("eventData")}::text[]
       ) with ordinality as i(
         token, body_hash, signed_at, type, status, event_id, event_ts,
         message_id, recipient, severity, reason, event_data, n

@@ -3,15 +3,20 @@ import type { EventApplier } from "../apply/event_applier.ts";
 import { type ParsedEvent, parseEventData } from "../mailgun/parse_event_data.ts";
 import { parseWebhookBody, type WebhookBody } from "../mailgun/parse_webhook_body.ts";
 import { sha256Hex } from "../mailgun/sha256_hex.ts";
-import { type SignatureWindow, type VerifiedSignature, verifySignature } from "../mailgun/verify_signature.ts";
+import {
+  type SignatureWindow,
+  type SigningKey,
+  type VerifiedSignature,
+  verifySignature,
+} from "../mailgun/verify_signature.ts";
 import { errorStatus, NotAcceptableError, type Outcome, UnauthorizedError } from "./errors.ts";
 import { readBody } from "./read_body.ts";
 
 /** What the webhook endpoint needs. */
 export interface WebhookDeps {
-  signingKeys: CryptoKey[];
+  signingKeys: SigningKey[];
   /** Keys for subaccounts' `parent-signature`; empty when not configured. */
-  parentSigningKeys: CryptoKey[];
+  parentSigningKeys: SigningKey[];
   window: SignatureWindow;
   bodyLimitBytes: number;
   bodyTimeoutMs: number;
@@ -51,7 +56,7 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
 async function processWebhook(request: Request, deps: WebhookDeps, context: Context): Promise<WebhookResult> {
   const bytes = await readBody(request, deps.bodyLimitBytes, deps.bodyTimeoutMs);
   const body = parseWebhookBody(bytes);
-  const signature = await verifyBody(body, deps, context);
+  const signature = verifyBody(body, deps, context);
   const auth = { token: signature.token, signedAt: signature.timestamp };
   let parsed: ParsedEvent;
   try {
@@ -59,7 +64,7 @@ async function processWebhook(request: Request, deps: WebhookDeps, context: Cont
   } catch (error) {
     if (error instanceof NotAcceptableError) {
       // The token is spent all the same, so that its signature cannot carry another body.
-      await consumeToken(deps.applier, auth, await sha256Hex(bytes));
+      await consumeToken(deps.applier, auth, sha256Hex(bytes));
     }
     throw error;
   }
@@ -70,15 +75,15 @@ async function processWebhook(request: Request, deps: WebhookDeps, context: Cont
 }
 
 /** The account's own signature, or else (when configured) the parent account's `parent-signature`. */
-async function verifyBody(body: WebhookBody, deps: WebhookDeps, context: Context): Promise<VerifiedSignature> {
+function verifyBody(body: WebhookBody, deps: WebhookDeps, context: Context): VerifiedSignature {
   try {
-    const signature = await verifySignature(body.signature, deps.signingKeys, deps.window);
+    const signature = verifySignature(body.signature, deps.signingKeys, deps.window);
     context.keyIndex = signature.keyIndex;
     return signature;
   } catch (error) {
     if (!(error instanceof UnauthorizedError) || deps.parentSigningKeys.length === 0) throw error;
     if (body.parentSignature === undefined) throw error;
-    const signature = await verifySignature(body.parentSignature, deps.parentSigningKeys, deps.window);
+    const signature = verifySignature(body.parentSignature, deps.parentSigningKeys, deps.window);
     context.keyIndex = signature.keyIndex;
     context.parentKey = true;
     return signature;

@@ -36,12 +36,12 @@ export function eventData(
 }
 
 /** A signed webhook body, as Mailgun posts it. */
-export async function signedBody(
+export function signedBody(
   key: string,
   data: unknown,
   signature?: Partial<SignatureBlock>,
-): Promise<{ body: string; signature: SignatureBlock }> {
-  const block = signature?.signature ? signature as SignatureBlock : await signWebhook(
+): { body: string; signature: SignatureBlock } {
+  const block = signature?.signature ? signature as SignatureBlock : signWebhook(
     key,
     signature?.timestamp,
     signature?.token,
