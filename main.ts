@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from "./src/config.ts";
-import { log } from "./src/log.ts";
+import { flushLog, log } from "./src/log.ts";
 import { startService } from "./src/start_service.ts";
 
 /** Serves the Mailgun webhook until SIGINT or SIGTERM. */
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     log("info", "shutting down", { signal });
     await service.shutdown();
     log("info", "stopped");
+    flushLog();
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -37,6 +38,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (error) {
+    flushLog();
     console.error(`Start-up failed: ${(error as Error).message}`);
     Deno.exit(1);
   }

@@ -1,5 +1,4 @@
 import type { PendingQuery, Row, Sql } from "postgres";
-import { pgArrayLiteral } from "./pg_array.ts";
 
 /** One signed webhook to record: its token, and the event it carries (if any). */
 export interface EventRow {
@@ -42,26 +41,12 @@ export interface EventRowResult {
  * Tokens must be distinct within a batch (ON CONFLICT DO UPDATE touches a row once).
  */
 export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
-  const list = (key: keyof EventRow) => pgArrayLiteral(rows.map((row) => row[key]));
   return sql`
     with input as (
       select *
-      from unnest(
-        ${list("token")}::text[],
-        ${list("bodyHash")}::text[],
-        ${list("signedAt")}::float8[],
-        ${list("type")}::text[],
-        ${list("status")}::text[],
-        ${list("eventId")}::text[],
-        ${list("eventTimestamp")}::float8[],
-        ${list("messageId")}::text[],
-        ${list("recipient")}::text[],
-        ${list("severity")}::text[],
-        ${list("reason")}::text[],
-        ${list("eventData")}::text[]
-      ) with ordinality as i(
-        token, body_hash, signed_at, type, status, event_id, event_ts,
-        message_id, recipient, severity, reason, event_data, n
+      from jsonb_to_recordset(${eventRowsJson(rows)}::text::jsonb) as i(
+        n int, token text, body_hash text, signed_at float8, type text, status text, event_id text,
+        event_ts float8, message_id text, recipient text, severity text, reason text, event_data jsonb
       )
     ),
     consumed as (
@@ -91,7 +76,7 @@ export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
     appended as (
       insert into email_events
         (document_id, tenant_id, type, mailgun_event_id, event_timestamp, recipient, severity, reason, event_data)
-      select document_id, tenant_id, type, event_id, event_at, recipient, severity, reason, event_data::jsonb
+      select document_id, tenant_id, type, event_id, event_at, recipient, severity, reason, event_data
       from matched
       on conflict do nothing
       returning document_id, tenant_id, mailgun_event_id, event_timestamp
@@ -131,19 +116,62 @@ export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
              or (email_status_rank(t.email_status) = s.rank
                  and (t.email_status_at is null or t.email_status_at > s.event_at)))
       returning t.id
-    )
+    ),
     -- The update CTEs run whether or not they are read (PostgreSQL runs every
-    -- data-modifying CTE to completion).
-    select
-      i.n,
-      exists (select 1 from consumed c where c.token = i.token) as accepted,
-      (select count(*) from matched m where m.n = i.n)::int as matched,
-      (select count(*) from matched m join appended p
-         on p.mailgun_event_id = m.event_id and p.event_timestamp = m.event_at
-        and p.document_id is not distinct from m.document_id
-        and p.tenant_id is not distinct from m.tenant_id
-       where m.n = i.n)::int as appended
+    -- data-modifying CTE to completion). Joins, not correlated subqueries: the
+    -- planner's cost stays far below jit_above_cost (JIT compiling this
+    -- statement took 0.7-1.3 s).
+    matched_count as (
+      select n, count(*)::int as matched from matched group by n
+    ),
+    appended_count as (
+      select m.n, count(*)::int as appended
+      from matched m
+      join appended p
+        on p.mailgun_event_id = m.event_id and p.event_timestamp = m.event_at
+       and p.document_id is not distinct from m.document_id
+       and p.tenant_id is not distinct from m.tenant_id
+      group by m.n
+    )
+    select i.n,
+           c.token is not null as accepted,
+           coalesce(mc.matched, 0) as matched,
+           coalesce(ac.appended, 0) as appended
     from input i
+    left join consumed c on c.token = i.token
+    left join matched_count mc on mc.n = i.n
+    left join appended_count ac on ac.n = i.n
     order by i.n
   `;
+}
+
+/**
+ * The batch as ONE parameter: a JSON array of rows. Every value is encoded
+ * with JSON.stringify; the event-data is canonical JSON already and goes in
+ * as is. One parameter costs postgres.js a third of what twelve arrays did,
+ * and postgres.js serialises no array (see the note in jsonText).
+ */
+function eventRowsJson(rows: EventRow[]): string {
+  let json = "[";
+  for (let n = 0; n < rows.length; n++) {
+    const row = rows[n];
+    json += (n === 0 ? "" : ",") + '{"n":' + n + ',"token":' + JSON.stringify(row.token) +
+      ',"body_hash":"' + row.bodyHash + '","signed_at":' + row.signedAt +
+      ',"type":' + jsonText(row.type) + ',"status":' + jsonText(row.status) +
+      ',"event_id":' + jsonText(row.eventId) + ',"event_ts":' + (row.eventTimestamp ?? "null") +
+      ',"message_id":' + jsonText(row.messageId) + ',"recipient":' + jsonText(row.recipient) +
+      ',"severity":' + jsonText(row.severity) + ',"reason":' + jsonText(row.reason) +
+      ',"event_data":' + (row.eventData ?? "null") + "}";
+  }
+  return json + "]";
+}
+
+/**
+ * A string or null as JSON. The batch is sent as text and cast in SQL
+ * (`::text::jsonb`): postgres.js would JSON.stringify a value it knows to be
+ * jsonb, and, on a connection still fetching the server's types, sent arrays
+ * as plain strings ("malformed array literal", answered 406: events lost).
+ */
+function jsonText(value: string | null): string {
+  return value === null ? "null" : JSON.stringify(value);
 }

@@ -1,6 +1,7 @@
 import type { Sql } from "postgres";
 import { ping } from "../db/ping.ts";
 import { log } from "../log.ts";
+import { recordWebhook } from "../telemetry.ts";
 import { jsonResponse } from "./errors.ts";
 import { handleWebhook, type WebhookDeps, type WebhookResult } from "./handle_webhook.ts";
 
@@ -18,12 +19,13 @@ export interface HandlerDeps extends WebhookDeps {
 /** Routes requests: the webhook, the health check, 404 and 405. */
 export function createHandler(deps: HandlerDeps): (request: Request) => Promise<Response> {
   return async (request) => {
-    const { pathname } = new URL(request.url);
+    const pathname = pathOf(request.url);
     if (pathname === WEBHOOK_PATH) {
       if (request.method !== "POST") return methodNotAllowed("POST");
       const started = performance.now();
       const result = await handleWebhook(request, deps);
       logWebhook(result, performance.now() - started);
+      recordWebhook(result, performance.now() - started);
       if (result.status === 200) {
         return jsonResponse(200, result.outcome === "duplicate" ? { ok: true, duplicate: true } : { ok: true });
       }
@@ -36,6 +38,14 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
     }
     return jsonResponse(404, { ok: false, error: "Not found." });
   };
+}
+
+/** The path of an absolute URL, without parsing the whole URL (this runs for every webhook). */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const query = url.indexOf("?", start);
+  return url.slice(start, query < 0 ? undefined : query);
 }
 
 function methodNotAllowed(allow: string): Response {

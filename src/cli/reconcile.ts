@@ -1,0 +1,112 @@
+import { parseArgs } from "node:util";
+import { ConfigError } from "../config.ts";
+import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts";
+import { reconcile, type ReconcileSummary } from "../reconcile/reconcile.ts";
+import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
+
+const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 1000]
+
+Asks Mailgun (Events API) for the events of documents and tenants still SENT, or with no event at all,
+sent between --min-age and --max-age ago, and applies what it finds exactly as the webhook would.
+Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu.`;
+
+/** `deno task reconcile`: repairs what Mailgun never delivered. Exits non-zero on any failure. */
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        "min-age": { type: "string" },
+        "max-age": { type: "string" },
+        limit: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadReconcileConfig({
+      minAge: parsed.values["min-age"],
+      maxAge: parsed.values["max-age"],
+      limit: parsed.values.limit,
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`Configuration error: ${error.message}`);
+    return 1;
+  }
+  let retries = 0;
+  const mailgun = createMailgunEventsClient({
+    baseUrl: config.baseUrl,
+    apiKey: config.apiKey,
+    domain: config.domain,
+    backoff: {
+      ...config.backoff,
+      onRetry(reason, delayMs) {
+        retries++;
+        console.log(`  Mailgun answered ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+      },
+    },
+  });
+  let db;
+  try {
+    db = await openToolDatabase(databaseUrlFromEnv());
+  } catch (error) {
+    console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
+    return 1;
+  }
+  console.log(`Reconciling ${db.description} with Mailgun's Events API (${config.baseUrl}, domain ${config.domain})`);
+  console.log(
+    `  rows still SENT or without events, sent between ${ago(config.minAgeMs)} and ${ago(config.maxAgeMs)} ago`,
+  );
+  let summary: ReconcileSummary;
+  try {
+    summary = await reconcile(db.sql, mailgun, config, (line) => console.log(line));
+  } catch (error) {
+    console.error(`Reconcile failed: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await db.close();
+  }
+  printSummary(summary, retries);
+  return summary.failed > 0 ? 1 : 0;
+}
+
+function printSummary(summary: ReconcileSummary, retries: number): void {
+  const skipped = summary.tooRecent + summary.tooOld;
+  console.log(
+    `Rows checked: ${summary.rowsChecked} (${summary.messageIds} message ids)` +
+      (skipped > 0 ? `, skipped: ${summary.tooRecent} too recent, ${summary.tooOld} too old` : ""),
+  );
+  console.log(
+    `Events found: ${summary.eventsFound}, applied: ${summary.applied}, duplicates skipped: ${summary.duplicates}` +
+      (summary.unmatched + summary.ignored + summary.unusable > 0
+        ? `, unmatched: ${summary.unmatched}, ignored: ${summary.ignored}, unusable: ${summary.unusable}`
+        : ""),
+  );
+  console.log(
+    `Unknown to Mailgun: ${summary.unknownToMailgun}, failed: ${summary.failed}, retries: ${retries}` +
+      (summary.limited ? " (the row limit was reached: run again for the rest)" : ""),
+  );
+}
+
+function ago(ms: number): string {
+  if (ms === 0) return "0 s";
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000} d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${ms / 1000} s`;
+}
+
+if (import.meta.main) {
+  Deno.exitCode = await main(Deno.args);
+}

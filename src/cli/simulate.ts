@@ -1,0 +1,73 @@
+import { parseArgs } from "node:util";
+import { buildEvent, isSimulatedKind, SIMULATED_KINDS } from "../simulate/build_event.ts";
+import { postSimulatedEvent } from "../simulate/post_simulated_event.ts";
+import { simulateSigningKey } from "../simulate/simulate_signing_key.ts";
+
+const USAGE = `Usage: deno task simulate <${SIMULATED_KINDS.join("|")}> <message-id> [--url URL] [--recipient ADDRESS]
+
+Builds the event Mailgun would send for <message-id>, signs it with MAILGUN_WEBHOOK_SIGNING_KEY
+(or the development key in .pglite/dev-signing-key) and posts it to the running service.
+
+  --url URL            the service (default http://127.0.0.1:$PORT, PORT defaulting to 8000)
+  --recipient ADDRESS  the recipient the event names (default recipient@example.com)`;
+
+/**
+ * `deno task simulate`: like `stripe trigger`, sends one realistic, signed
+ * Mailgun event to a running service and shows what it answered. Exits 0
+ * only when the service answered 200.
+ */
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { url: { type: "string" }, recipient: { type: "string" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [kind, messageId] = parsed.positionals;
+  if (kind === undefined || messageId === undefined || parsed.positionals.length > 2 || !isSimulatedKind(kind)) {
+    console.error(kind !== undefined && !isSimulatedKind(kind) ? `Unknown event "${kind}".\n\n${USAGE}` : USAGE);
+    return 2;
+  }
+  const baseUrl = parsed.values.url ?? `http://127.0.0.1:${Deno.env.get("PORT")?.trim() || "8000"}`;
+  let signing;
+  try {
+    signing = await simulateSigningKey();
+  } catch (error) {
+    console.error((error as Error).message);
+    return 1;
+  }
+  const eventData = buildEvent(kind, messageId, { recipient: parsed.values.recipient });
+  const severity = "severity" in eventData ? ` (${eventData.severity})` : "";
+  console.log(`Simulating ${eventData.event}${severity} for message ${eventData.message.headers["message-id"]}`);
+  console.log(`  event id ${eventData.id}, signed with ${signing.source}`);
+  let response;
+  try {
+    response = await postSimulatedEvent(baseUrl, signing.key, eventData);
+  } catch (error) {
+    console.error(
+      `Could not reach ${baseUrl} (${
+        (error as Error).message
+      }). Is the service running? Start it with deno task start.`,
+    );
+    return 1;
+  }
+  console.log(`POST ${response.url}`);
+  console.log(`${response.status} ${response.body}`);
+  if (response.status === 401) {
+    console.error("The service refused the signature: it verifies with another key than this one.");
+  }
+  return response.status === 200 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  Deno.exitCode = await main(Deno.args);
+}

@@ -1,0 +1,92 @@
+import type { Sql } from "postgres";
+import { EMBEDDED_DATABASE_DIR } from "../config.ts";
+import { EMBEDDED_URL_FILE } from "../start_service.ts";
+import { classifyError } from "./classify_error.ts";
+import { connectPostgres } from "./connect_postgres.ts";
+import { startEmbeddedDatabase } from "./embedded_database.ts";
+import { migrate } from "./migrate.ts";
+
+/** The database a command-line tool works on. */
+export interface ToolDatabase {
+  sql: Sql;
+  /** Where it is, in words, for the tool's output (never a password). */
+  description: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database a tool (reconcile, sql) works on, the same one the
+ * service would use:
+ * 1. `databaseUrl` (DATABASE_URL, see {@link databaseUrlFromEnv}), when set;
+ * 2. else the embedded database of a running `deno task start`, through the
+ *    URL it leaves in `.pglite/embedded-url` (single statements only:
+ *    PGlite has one session, shared with the service);
+ * 3. else, when no service runs, the embedded database's files themselves,
+ *    migrated as `deno task start` would (so a fresh clone works).
+ */
+export async function openToolDatabase(
+  databaseUrl: string | undefined,
+  dir: string = EMBEDDED_DATABASE_DIR,
+): Promise<ToolDatabase> {
+  if (databaseUrl !== undefined) {
+    const sql = connectPostgres(databaseUrl, { max: 2, connectTimeoutMs: 10_000, prepare: true });
+    return { sql, description: `DATABASE_URL (${hostOf(databaseUrl)})`, close: () => sql.end({ timeout: 5 }) };
+  }
+  const running = await readUrlFile(`${dir}/${EMBEDDED_URL_FILE}`);
+  if (running !== undefined) {
+    // Named prepared statements could collide with the service's in PGlite's one session.
+    const sql = connectPostgres(running, { max: 1, connectTimeoutMs: 5_000, prepare: false });
+    try {
+      await sql`select 1`;
+      return {
+        sql,
+        description: `the embedded database of the running service (${dir})`,
+        close: () => sql.end({ timeout: 5 }),
+      };
+    } catch (error) {
+      await sql.end({ timeout: 1 });
+      // A refused connection means the service is gone and left its file behind; anything else is a real failure.
+      if (classifyError(error) !== "connection") throw error;
+    }
+  }
+  const embedded = await startEmbeddedDatabase(`${dir}/data`);
+  const sql = connectPostgres(embedded.url, { max: 1, connectTimeoutMs: 5_000, prepare: false });
+  try {
+    await migrate(sql);
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    await embedded.close();
+    throw error;
+  }
+  return {
+    sql,
+    description: `the embedded database in ${dir} (no service running)`,
+    async close() {
+      await sql.end({ timeout: 5 });
+      await embedded.close();
+    },
+  };
+}
+
+/** DATABASE_URL, or undefined when unset or blank. */
+export function databaseUrlFromEnv(): string | undefined {
+  return Deno.env.get("DATABASE_URL")?.trim() || undefined;
+}
+
+async function readUrlFile(path: string): Promise<string | undefined> {
+  try {
+    return (await Deno.readTextFile(path)).trim() || undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}${parsed.port ? `:${parsed.port}` : ""}${parsed.pathname}`;
+  } catch {
+    return "unparsable URL";
+  }
+}

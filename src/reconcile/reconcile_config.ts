@@ -1,0 +1,96 @@
+import { ConfigError } from "../config.ts";
+import type { BackoffOptions } from "./fetch_with_backoff.ts";
+import { MAILGUN_API_BASE_URLS } from "./mailgun_events_client.ts";
+
+/** Rows younger than this are left to the webhook: Mailgun delivers most events within minutes. */
+export const DEFAULT_MIN_AGE = "1h";
+/** Rows older than this are not asked about: Mailgun keeps events for 30 days on paid plans (less on free ones). */
+export const DEFAULT_MAX_AGE = "30d";
+/** Most rows looked at in one run. */
+export const DEFAULT_LIMIT = 1000;
+
+/** What `deno task reconcile` needs. */
+export interface ReconcileConfig {
+  apiKey: string;
+  domain: string;
+  region: keyof typeof MAILGUN_API_BASE_URLS;
+  baseUrl: string;
+  minAgeMs: number;
+  maxAgeMs: number;
+  limit: number;
+  backoff: Omit<BackoffOptions, "onRetry">;
+}
+
+type Get = (name: string) => string | undefined;
+
+/**
+ * Reads the reconcile settings: MAILGUN_API_KEY, MAILGUN_DOMAIN and
+ * MAILGUN_REGION (`us` or `eu`), MAILGUN_API_BASE_URL (overrides the region),
+ * and the age window and limit, from flags (`--min-age 2h`) or RECONCILE_*
+ * variables. Throws a {@link ConfigError} naming the first bad setting.
+ */
+export function loadReconcileConfig(
+  flags: { minAge?: string; maxAge?: string; limit?: string } = {},
+  env: Get = (name) => Deno.env.get(name),
+): ReconcileConfig {
+  const get: Get = (name) => {
+    const value = env(name)?.trim();
+    return value === "" ? undefined : value;
+  };
+  const apiKey = get("MAILGUN_API_KEY");
+  if (apiKey === undefined) {
+    throw new ConfigError(
+      "MAILGUN_API_KEY is required (Mailgun > API security > a private API key; not the webhook signing key).",
+    );
+  }
+  const domain = get("MAILGUN_DOMAIN");
+  if (domain === undefined || !/^[a-z0-9.-]+$/i.test(domain)) {
+    throw new ConfigError(`MAILGUN_DOMAIN must be your sending domain, e.g. mg.example.com (got "${domain ?? ""}").`);
+  }
+  const region = (get("MAILGUN_REGION") ?? "us").toLowerCase();
+  if (region !== "us" && region !== "eu") {
+    throw new ConfigError(`MAILGUN_REGION must be us or eu (got "${region}").`);
+  }
+  const baseUrl = get("MAILGUN_API_BASE_URL") ?? MAILGUN_API_BASE_URLS[region];
+  if (!/^https?:\/\/[^/]+\/?$/.test(baseUrl)) {
+    throw new ConfigError(`MAILGUN_API_BASE_URL must be a scheme and host, e.g. https://api.mailgun.net.`);
+  }
+  const minAgeMs = duration("--min-age", flags.minAge ?? get("RECONCILE_MIN_AGE") ?? DEFAULT_MIN_AGE);
+  const maxAgeMs = duration("--max-age", flags.maxAge ?? get("RECONCILE_MAX_AGE") ?? DEFAULT_MAX_AGE);
+  if (maxAgeMs <= minAgeMs) throw new ConfigError("--max-age must be longer than --min-age.");
+  return {
+    apiKey,
+    domain,
+    region,
+    baseUrl,
+    minAgeMs,
+    maxAgeMs,
+    limit: whole("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 100_000),
+    backoff: {
+      maxAttempts: whole("RECONCILE_MAX_ATTEMPTS", get("RECONCILE_MAX_ATTEMPTS"), 6, 1, 20),
+      baseDelayMs: whole("RECONCILE_BACKOFF_MS", get("RECONCILE_BACKOFF_MS"), 1_000, 0, 60_000),
+      maxDelayMs: whole("RECONCILE_MAX_BACKOFF_MS", get("RECONCILE_MAX_BACKOFF_MS"), 60_000, 0, 600_000),
+      timeoutMs: whole("RECONCILE_REQUEST_TIMEOUT_MS", get("RECONCILE_REQUEST_TIMEOUT_MS"), 30_000, 100, 300_000),
+    },
+  };
+}
+
+const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90s`, `30m`, `2h`, `7d` or `0`, as milliseconds. */
+export function duration(name: string, raw: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(raw.trim());
+  if (match === null || (match[2] === "" && match[1] !== "0")) {
+    throw new ConfigError(`${name} must be a duration like 30m, 2h or 7d (got "${raw}").`);
+  }
+  return Number(match[1]) * (UNITS[match[2]] ?? 0);
+}
+
+function whole(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}").`);
+  }
+  return value;
+}
