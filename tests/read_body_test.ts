@@ -49,6 +49,26 @@ Deno.test("a trickling body is cut off by the timeout", async () => {
   assert.ok(Date.now() - started < 2000);
 });
 
+Deno.test("a trickling body with a declared length is cut off by the timeout too", async () => {
+  const request = new Request("http://x/", {
+    method: "POST",
+    body: streamOf([kib(1)], { endless: true, delayMs: 50 }),
+    headers: { "content-length": String(1024 * 1024) },
+  });
+  const started = Date.now();
+  await assert.rejects(readBody(request, 1024 * 1024, 200), RequestTimeoutError);
+  assert.ok(Date.now() - started < 2000);
+});
+
+Deno.test("a body with a declared length is read whole", async () => {
+  const request = new Request("http://x/", {
+    method: "POST",
+    body: streamOf([kib(1), kib(1)]),
+    headers: { "content-length": "2048" },
+  });
+  assert.equal((await readBody(request, 4096, 1000)).byteLength, 2048);
+});
+
 Deno.test("a body that errors is a bad request", async () => {
   const body = new ReadableStream({
     pull(controller) {

@@ -15,6 +15,7 @@ export async function readBody(
     throw new PayloadTooLargeError(`Body of ${declared} bytes is over the limit of ${limitBytes} bytes.`);
   }
   if (request.body === null) return new Uint8Array(0);
+  if (declared !== null) return await readDeclared(request, timeoutMs);
   const reader = request.body.getReader();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -50,4 +51,28 @@ export async function readBody(
     offset += chunk.byteLength;
   }
   return body;
+}
+
+/**
+ * A body whose length was declared (and is within the limit; the server
+ * holds it to that length) is read in one native call, a few microseconds
+ * cheaper than chunk by chunk. A body that has not arrived in time gets 408;
+ * answering ends the connection, which ends the read.
+ */
+async function readDeclared(request: Request, timeoutMs: number): Promise<Uint8Array<ArrayBuffer>> {
+  const reading = request.bytes();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([reading, timeout]);
+  } catch (error) {
+    // Whatever happens to the read afterwards must not become an unhandled rejection.
+    reading.catch(() => {});
+    if (error instanceof RequestTimeoutError) throw error;
+    throw new BadRequestError("Body could not be read whole.");
+  } finally {
+    clearTimeout(timer);
+  }
 }

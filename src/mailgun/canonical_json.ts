@@ -1,6 +1,14 @@
 /** Deeper event-data is refused: Mailgun's is a few levels deep, and PostgreSQL's jsonb parser recurses. */
 export const MAX_EVENT_DATA_DEPTH = 32;
 
+/**
+ * What jsonb cannot hold, as JSON.stringify writes it: `\u0000`, or a lone
+ * surrogate escaped as `\ud800`-`\udfff` (paired surrogates are written raw),
+ * preceded by an even number of backslashes (an odd number escapes the
+ * backslash itself).
+ */
+const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
+
 /** Thrown when a value cannot be stored as jsonb. */
 export class NotStorableError extends Error {
   constructor(message: string) {
@@ -15,36 +23,28 @@ export class NotStorableError extends Error {
  * Refuses what PostgreSQL's jsonb cannot hold: NUL characters, lone
  * surrogates, and nesting deeper than {@link MAX_EVENT_DATA_DEPTH}.
  */
-export function canonicalJson(value: unknown, depth = 0): string {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "string":
-      return storableString(value);
-    case "number":
-      return Number.isFinite(value) ? JSON.stringify(value) : "null";
-    case "boolean":
-      return value ? "true" : "false";
-    case "object": {
-      if (depth >= MAX_EVENT_DATA_DEPTH) {
-        throw new NotStorableError(`Nested deeper than ${MAX_EVENT_DATA_DEPTH} levels.`);
-      }
-      if (Array.isArray(value)) {
-        return "[" + value.map((item) => canonicalJson(item, depth + 1)).join(",") + "]";
-      }
-      const record = value as Record<string, unknown>;
-      const parts: string[] = [];
-      for (const key of Object.keys(record).sort()) {
-        parts.push(storableString(key) + ":" + canonicalJson(record[key], depth + 1));
-      }
-      return "{" + parts.join(",") + "}";
-    }
-    default:
-      return "null";
-  }
+export function canonicalJson(value: unknown): string {
+  const json = serialize(value, 0);
+  if (UNSTORABLE.test(json)) throw new NotStorableError("Contains a NUL character or a lone surrogate.");
+  return json;
 }
 
-function storableString(value: string): string {
-  if (value.includes("\0")) throw new NotStorableError("Contains a NUL character.");
-  if (!value.isWellFormed()) throw new NotStorableError("Contains a lone surrogate.");
-  return JSON.stringify(value);
+function serialize(value: unknown, depth: number): string {
+  if (typeof value !== "object" || value === null) {
+    // Strings are escaped natively; NaN, Infinity and what JSON has no word for become null.
+    return JSON.stringify(value) ?? "null";
+  }
+  if (depth >= MAX_EVENT_DATA_DEPTH) throw new NotStorableError(`Nested deeper than ${MAX_EVENT_DATA_DEPTH} levels.`);
+  if (Array.isArray(value)) {
+    let json = "[";
+    for (let i = 0; i < value.length; i++) json += (i === 0 ? "" : ",") + serialize(value[i], depth + 1);
+    return json + "]";
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let json = "{";
+  for (let i = 0; i < keys.length; i++) {
+    json += (i === 0 ? "" : ",") + JSON.stringify(keys[i]) + ":" + serialize(record[keys[i]], depth + 1);
+  }
+  return json + "}";
 }

@@ -1,0 +1,109 @@
+/**
+ * A small wrk-like load generator, run as its own process: keep-alive
+ * HTTP/1.1 connections over raw TCP, each sending pre-built requests one
+ * after another and timing each. Cheap per request, so that on a 2-core
+ * machine most of the CPU is left to the service and the database.
+ *
+ * Input (argv[0], JSON): { url, bodiesFile, connections, durationMs }.
+ * bodiesFile holds one JSON body per line, each signed with its own token.
+ * Output (stdout, JSON): requests, non2xx, errors, seconds, latency percentiles (ms).
+ */
+
+interface Options {
+  url: string;
+  bodiesFile: string;
+  connections: number;
+  durationMs: number;
+}
+
+const options = JSON.parse(Deno.args[0]) as Options;
+const target = new URL(options.url);
+const encoder = new TextEncoder();
+const requests = (await Deno.readTextFile(options.bodiesFile)).split("\n").filter((line) => line !== "").map((body) => {
+  const bytes = encoder.encode(body);
+  const head = encoder.encode(
+    `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${bytes.byteLength}\r\n\r\n`,
+  );
+  const request = new Uint8Array(head.byteLength + bytes.byteLength);
+  request.set(head);
+  request.set(bytes, head.byteLength);
+  return request;
+});
+
+const latencies: number[] = [];
+let next = 0;
+let non2xx = 0;
+let errors = 0;
+const statuses: Record<number, number> = {};
+const started = performance.now();
+const deadline = started + options.durationMs;
+
+async function connection(): Promise<void> {
+  const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+  conn.setNoDelay(true);
+  const buffer = new Uint8Array(64 * 1024);
+  let filled = 0;
+  try {
+    while (performance.now() < deadline && next < requests.length) {
+      const request = requests[next++];
+      const sent = performance.now();
+      for (let written = 0; written < request.byteLength;) {
+        written += await conn.write(request.subarray(written));
+      }
+      // Read one response: status line and headers, then content-length bytes.
+      let status = 0;
+      while (true) {
+        const headerEnd = indexOfHeaderEnd(buffer, filled);
+        if (headerEnd >= 0) {
+          const head = new TextDecoder().decode(buffer.subarray(0, headerEnd));
+          status = Number(head.slice(9, 12));
+          const length = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+          const total = headerEnd + 4 + length;
+          while (filled < total) filled += await readInto(conn, buffer, filled);
+          buffer.copyWithin(0, total, filled);
+          filled -= total;
+          break;
+        }
+        filled += await readInto(conn, buffer, filled);
+      }
+      latencies.push(performance.now() - sent);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status < 200 || status > 299) non2xx++;
+    }
+  } catch {
+    errors++;
+  } finally {
+    conn.close();
+  }
+}
+
+async function readInto(conn: Deno.Conn, buffer: Uint8Array, offset: number): Promise<number> {
+  const n = await conn.read(buffer.subarray(offset));
+  if (n === null) throw new Error("Connection closed by the server.");
+  return n;
+}
+
+function indexOfHeaderEnd(buffer: Uint8Array, length: number): number {
+  for (let i = 0; i + 3 < length; i++) {
+    if (buffer[i] === 13 && buffer[i + 1] === 10 && buffer[i + 2] === 13 && buffer[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+await Promise.all(Array.from({ length: options.connections }, connection));
+const seconds = (performance.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+console.log(JSON.stringify({
+  requests: latencies.length,
+  non2xx,
+  errors,
+  statuses,
+  seconds,
+  rps: latencies.length / seconds,
+  p50: percentile(0.5),
+  p99: percentile(0.99),
+  max: latencies.at(-1) ?? 0,
+  ranOut: next >= requests.length,
+}));
