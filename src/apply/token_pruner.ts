@@ -4,6 +4,8 @@ import { log } from "../log.ts";
 
 /** How often the service prunes consumed tokens. */
 export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** The first pruning, soon after start: instances on Deno Deploy may not live for a whole interval. */
+export const FIRST_PRUNE_DELAY_MS = 30 * 1000;
 /** Tokens deleted per statement, so that pruning never holds long locks. */
 export const PRUNE_CHUNK = 5_000;
 /** Kept past the signature window, for clocks that disagree. */
@@ -22,7 +24,7 @@ export function startTokenPruner(
 ): () => void {
   const olderThan = window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
   let running = false;
-  const timer = setInterval(async () => {
+  const prune = async () => {
     if (running) return;
     running = true;
     try {
@@ -37,7 +39,14 @@ export function startTokenPruner(
     } finally {
       running = false;
     }
-  }, intervalMs);
-  Deno.unrefTimer(timer);
-  return () => clearInterval(timer);
+  };
+  // Unreferenced: pruning never keeps the process alive.
+  const first = setTimeout(prune, Math.min(intervalMs, FIRST_PRUNE_DELAY_MS));
+  const every = setInterval(prune, intervalMs);
+  Deno.unrefTimer(first);
+  Deno.unrefTimer(every);
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
 }
