@@ -72,7 +72,10 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     const tokens = new Set<string>();
     const events = new Set<string>();
     for (const pending of queue) {
-      const eventKey = pending.row.eventId === null ? null : `${pending.row.eventId}\n${pending.row.eventTimestamp}`;
+      // Keyed as the trail is: the database keeps timestamps to the microsecond.
+      const eventKey = pending.row.eventId === null
+        ? null
+        : `${pending.row.eventId}\n${Math.round((pending.row.eventTimestamp ?? 0) * 1e6)}`;
       if (
         batch.length >= options.maxBatch || tokens.has(pending.row.token) ||
         (eventKey !== null && events.has(eventKey))
