@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: the service against pgbench, on the same PostgreSQL, in one run.
  *
- * Starts the service (with exactly the start task's permissions) on a fresh
+ * Starts the service (exactly as the start task does) on a fresh
  * database with 100,000 documents, drives it with signed webhooks (70%
  * delivered, 10% temporary failures, 10% permanent failures, 10%
  * complaints, on random documents) at 1, 8, 32 and 128 connections, runs
@@ -14,6 +14,7 @@
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 import { signWebhook } from "../src/mailgun/sign_webhook.ts";
+import { startTaskFlags } from "../tests/helpers/start_task_flags.ts";
 import { renderChart } from "./render_chart.ts";
 
 const SMOKE = Deno.args.includes("--smoke");
@@ -25,12 +26,8 @@ const WARMUP_MS = SMOKE ? 0 : 3_000;
 const BODIES = SMOKE ? 4_000 : 150_000;
 const PROJECT = new URL("../", import.meta.url).pathname;
 const RESULTS = new URL("./results/", import.meta.url).pathname;
-const START_PERMISSIONS = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read=.pglite,node_modules,migrations",
-  "--allow-write=.pglite",
-];
+/** The service runs exactly as `deno task start` runs it. */
+const START_FLAGS = startTaskFlags();
 const PAYLOADS = {
   delivered: JSON.parse(await Deno.readTextFile(`${PROJECT}tests/payloads/delivered.event-data.json`)),
   permanent: JSON.parse(await Deno.readTextFile(`${PROJECT}tests/payloads/failed-permanent.event-data.json`)),
@@ -95,7 +92,7 @@ try {
   const serviceUrl = `http://127.0.0.1:${port}`;
   const spawnedAt = performance.now();
   service = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...START_PERMISSIONS, "main.ts"],
+    args: ["run", ...START_FLAGS, "main.ts"],
     cwd: PROJECT,
     env: {
       DATABASE_URL: databaseUrl,

@@ -17,7 +17,7 @@ export const DEFAULT_DB_POOL_MAX = 8;
 /** Most events written by one statement. */
 export const DEFAULT_BATCH_MAX = 128;
 /** Statements in flight at once; the next batch gathers meanwhile. */
-export const DEFAULT_BATCH_IN_FLIGHT = 4;
+export const DEFAULT_BATCH_IN_FLIGHT = 1;
 /** Where the embedded database keeps its files (git-ignored). */
 export const EMBEDDED_DATABASE_DIR = ".pglite";
 

@@ -3,24 +3,12 @@
  * it (same permission flags, read from deno.json), so that crash tests kill a
  * real process and permission mistakes show up here rather than in production.
  */
+import { startTaskFlags } from "../helpers/start_task_flags.ts";
+
+export { startTaskFlags };
 
 /** The repository root: the start task's relative permissions (.pglite, migrations) are relative to it. */
 export const ROOT = new URL("../../", import.meta.url).pathname;
-
-/**
- * The permission flags of the `start` task, read from deno.json so that the
- * tests can never drift from what production runs with.
- */
-export function startTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks: Record<string, string> };
-  const words = config.tasks.start.trim().split(/\s+/);
-  if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
-    throw new Error(`Unexpected start task: ${config.tasks.start}`);
-  }
-  const flags = words.slice(2, -1);
-  if (flags.some((flag) => !flag.startsWith("--"))) throw new Error(`Unexpected start task: ${config.tasks.start}`);
-  return flags;
-}
 
 /** A free loopback port (there is a small window in which another process could take it). */
 export function freePort(): number {

@@ -1,10 +1,7 @@
-/** The permissions of the `start` task, exactly. */
-export const START_PERMISSIONS = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read=.pglite,node_modules,migrations",
-  "--allow-write=.pglite",
-];
+import { startTaskFlags } from "./start_task_flags.ts";
+
+/** The flags of the `start` task, exactly (permissions and V8 settings). */
+export const START_PERMISSIONS = startTaskFlags();
 
 /** The project's root folder. */
 export const PROJECT_DIR = new URL("../../", import.meta.url).pathname;
