@@ -5,24 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { eventData, type Kind, post, signedBody } from "./helpers/mailgun.ts";
+import { seededRandom, shuffle } from "./helpers/seeded_random.ts";
 import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
 
 const SEED = Number(Deno.env.get("PROPERTY_SEED") ?? Date.now() % 1_000_000);
 const ROWS = 24;
 const TWINS = 3;
 const IN_FLIGHT = 8;
-
-/** mulberry32: a small, good-enough seeded PRNG. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RANK: Record<string, number> = { SENT: 1, DELIVERED: 2, FAILED: 3, COMPLAINED: 4 };
 const STATUS_OF: Record<Kind, string | null> = {
@@ -49,7 +38,7 @@ interface PlannedEvent {
 }
 
 Deno.test(`random permutations and duplications give one end state (seed ${SEED})`, async () => {
-  const random = prng(SEED);
+  const random = seededRandom(SEED);
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)];
   const svc = await startTestService();
   try {
@@ -84,10 +73,7 @@ Deno.test(`random permutations and duplications give one end state (seed ${SEED}
       }
       groups.push({ table, ids, events });
     }
-    for (let i = deliveries.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [deliveries[i], deliveries[j]] = [deliveries[j], deliveries[i]];
-    }
+    shuffle(deliveries, random);
     let next = 0;
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
       while (next < deliveries.length) {

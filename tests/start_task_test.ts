@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { copy } from "./helpers/copy_project.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { run, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
+import { run, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 import { migrate } from "../src/db/migrate.ts";
@@ -40,9 +40,7 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
     assert.equal((await child.process.status).code, 0);
     assert.ok(child.lines.some((line) => line.includes('"msg":"stopped"')));
   } finally {
-    try {
-      child.process.kill("SIGKILL");
-    } catch { /* already gone */ }
+    signalChild(child, "SIGKILL");
     await child.process.status;
     await Deno.remove(dir, { recursive: true });
   }
@@ -105,9 +103,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     assert.equal(row.email_status, "COMPLAINED");
     await assert.rejects(fetch(`${url}/healthz`));
   } finally {
-    try {
-      child.process.kill("SIGKILL");
-    } catch { /* already gone */ }
+    signalChild(child, "SIGKILL");
     await child.process.status;
     await setup.end();
     await db.drop();

@@ -8,7 +8,7 @@ import { connectPostgres } from "../src/db/connect_postgres.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { DURATION_METRIC, OUTCOME_ATTRIBUTE, REQUESTS_METRIC } from "../src/telemetry.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
+import { signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 
@@ -143,14 +143,10 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     assert.ok(!exported.includes(key), "the signing key is never exported");
   } catch (error) {
     // Its stderr ends when it does: stop it first.
-    try {
-      child.process.kill("SIGKILL");
-    } catch { /* already gone */ }
+    signalChild(child, "SIGKILL");
     throw new Error(`${(error as Error).message}\nservice stderr: ${await child.stderr()}`, { cause: error });
   } finally {
-    try {
-      child.process.kill("SIGTERM");
-    } catch { /* already gone */ }
+    signalChild(child, "SIGTERM");
     await child.process.status;
     await setup.end();
     await receiver.close();

@@ -94,3 +94,12 @@ export function spawn(args: string[], options: { cwd?: string; env?: Record<stri
     stderr: () => stderrText,
   };
 }
+
+/** Sends a signal to a child that may have exited already. */
+export function signalChild(child: Child, signal: Deno.Signal): void {
+  try {
+    child.process.kill(signal);
+  } catch {
+    // Already gone.
+  }
+}
