@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { NotAcceptableError } from "../src/http/errors.ts";
-import { canonicalJson } from "../src/mailgun/canonical_json.ts";
+import { NotStorableError, storableJson } from "../src/mailgun/storable_json.ts";
 import { mapEvent } from "../src/mailgun/map_event.ts";
 import { bareMessageId, parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { loadPayload } from "./helpers/mailgun.ts";
@@ -71,11 +71,17 @@ Deno.test("message ids: angle brackets and spaces are stripped", () => {
   assert.equal(parseEventData(payload).messageId, "x@y");
 });
 
-Deno.test("canonical JSON: key order and formatting do not change it", () => {
-  const a = JSON.parse('{"b": 1, "a": {"y": [1, 2.5, "x"], "x": null}}');
-  const b = JSON.parse('{"a":{"x":null,"y":[1,2.50,"x"]},"b":1.0}');
-  assert.equal(canonicalJson(a), canonicalJson(b));
-  assert.equal(canonicalJson(a), '{"a":{"x":null,"y":[1,2.5,"x"]},"b":1}');
-  assert.equal(canonicalJson({ n: Infinity, m: NaN }), '{"m":null,"n":null}');
-  assert.equal(canonicalJson({ s: 'é\u2028"' }), '{"s":"é\u2028\\""}');
+Deno.test("storable JSON: what jsonb cannot hold is refused, the rest passes as is", () => {
+  assert.equal(storableJson({ b: 1, a: [1.5, "x", null] }), '{"b":1,"a":[1.5,"x",null]}');
+  assert.equal(storableJson({ n: Infinity, m: NaN }), '{"n":null,"m":null}');
+  // A valid surrogate pair, a backslash followed by "u0000", a line separator and a quote are fine.
+  for (const ok of ["ok\ud83d\ude00", "\\u0000", 'é\u2028"']) {
+    assert.doesNotThrow(() => storableJson({ s: ok }), JSON.stringify(ok));
+  }
+  // NUL, lone surrogates, and a NUL after a backslash are not.
+  for (const bad of ["a\u0000b", "\ud800", "\udc00x", "\\\u0000"]) {
+    assert.throws(() => storableJson({ s: bad }), NotStorableError, JSON.stringify(bad));
+  }
+  assert.throws(() => storableJson(JSON.parse("[".repeat(40) + "]".repeat(40))), NotStorableError);
+  assert.doesNotThrow(() => storableJson(JSON.parse("[".repeat(20) + "]".repeat(20))));
 });

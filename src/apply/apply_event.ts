@@ -1,7 +1,6 @@
 import type { EventRow } from "../db/apply_events_query.ts";
 import { UnauthorizedError } from "../http/errors.ts";
 import type { ParsedEvent } from "../mailgun/parse_event_data.ts";
-import { sha256Hex } from "../mailgun/sha256_hex.ts";
 import type { EventApplier } from "./event_applier.ts";
 
 /** What authorises one write: a verified signature's token, or one made by a trusted tool. */
@@ -28,14 +27,13 @@ export async function applyEvent(
   parsed: ParsedEvent,
   auth: Authorisation,
 ): Promise<AppliedEvent> {
-  const bodyHash = sha256Hex(parsed.json);
   if (parsed.effect === null) {
-    await consumeToken(applier, auth, bodyHash);
+    await consumeToken(applier, auth, { eventData: parsed.json });
     return { outcome: "ignored", rows: 0 };
   }
   const result = await applier.apply({
     token: auth.token,
-    bodyHash,
+    bodyHash: null,
     signedAt: auth.signedAt,
     type: parsed.effect.type,
     status: parsed.effect.status,
@@ -52,11 +50,19 @@ export async function applyEvent(
   return { outcome, rows: result.matched };
 }
 
-/** Spends a token without applying anything (ignored or unusable events), so that it cannot carry another body. */
-export async function consumeToken(applier: EventApplier, auth: Authorisation, bodyHash: string): Promise<void> {
+/**
+ * Spends a token without applying anything (ignored or unusable events), so
+ * that it cannot carry another body: bound to the event-data (hashed by the
+ * database) or, for a body that is not usable event-data, to a hash of its bytes.
+ */
+export async function consumeToken(
+  applier: EventApplier,
+  auth: Authorisation,
+  body: { eventData: string } | { bodyHash: string },
+): Promise<void> {
   const row: EventRow = {
     token: auth.token,
-    bodyHash,
+    bodyHash: "bodyHash" in body ? body.bodyHash : null,
     signedAt: auth.signedAt,
     type: null,
     status: null,
@@ -66,7 +72,7 @@ export async function consumeToken(applier: EventApplier, auth: Authorisation, b
     recipient: null,
     severity: null,
     reason: null,
-    eventData: null,
+    eventData: "eventData" in body ? body.eventData : null,
   };
   if (!(await applier.apply(row)).accepted) throw replayedError();
 }

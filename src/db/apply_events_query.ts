@@ -3,8 +3,11 @@ import type { PendingQuery, Row, Sql } from "postgres";
 /** One signed webhook to record: its token, and the event it carries (if any). */
 export interface EventRow {
   token: string;
-  /** SHA-256 of the canonical event-data, hex. */
-  bodyHash: string;
+  /**
+   * What the token is bound to: null for the event-data's own hash, made by
+   * the database (webhook_body_hash); else SHA-256 hex of a raw body.
+   */
+  bodyHash: string | null;
   /** The signature timestamp, Unix seconds. */
   signedAt: number;
   /** Null when the token is only to be consumed (ignored or unusable events). */
@@ -51,7 +54,8 @@ export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
     ),
     consumed as (
       insert into webhook_tokens as t (token, body_hash, signed_at)
-      select token, decode(body_hash, 'hex'), to_timestamp(signed_at) from input
+      select token, coalesce(decode(body_hash, 'hex'), webhook_body_hash(event_data)), to_timestamp(signed_at)
+      from input
       on conflict (token) do update set body_hash = t.body_hash
         where t.body_hash = excluded.body_hash
       returning t.token
@@ -156,7 +160,7 @@ function eventRowsJson(rows: EventRow[]): string {
   for (let n = 0; n < rows.length; n++) {
     const row = rows[n];
     json += (n === 0 ? "" : ",") + '{"n":' + n + ',"token":' + JSON.stringify(row.token) +
-      ',"body_hash":"' + row.bodyHash + '","signed_at":' + row.signedAt +
+      ',"body_hash":' + jsonText(row.bodyHash) + ',"signed_at":' + row.signedAt +
       ',"type":' + jsonText(row.type) + ',"status":' + jsonText(row.status) +
       ',"event_id":' + jsonText(row.eventId) + ',"event_ts":' + (row.eventTimestamp ?? "null") +
       ',"message_id":' + jsonText(row.messageId) + ',"recipient":' + jsonText(row.recipient) +

@@ -64,7 +64,7 @@ async function processWebhook(request: Request, deps: WebhookDeps, context: Cont
   } catch (error) {
     if (error instanceof NotAcceptableError) {
       // The token is spent all the same, so that its signature cannot carry another body.
-      await consumeToken(deps.applier, auth, sha256Hex(bytes));
+      await consumeToken(deps.applier, auth, { bodyHash: sha256Hex(bytes) });
     }
     throw error;
   }

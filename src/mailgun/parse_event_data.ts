@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { NotAcceptableError } from "../http/errors.ts";
-import { canonicalJson, NotStorableError } from "./canonical_json.ts";
+import { NotStorableError, storableJson } from "./storable_json.ts";
 import { type EventEffect, mapEvent } from "./map_event.ts";
 
 /** Event timestamps past 9999-12-31 are not times (PostgreSQL's timestamptz stops later, but nothing is sent then). */
@@ -21,7 +21,7 @@ export interface ParsedEvent {
   recipient: string | null;
   severity: string | null;
   reason: string | null;
-  /** The event-data as canonical JSON: what is stored and what the token is bound to. */
+  /** The event-data as JSON: what is stored, and (in its jsonb form) what the token is bound to. */
   json: string;
 }
 
@@ -54,7 +54,7 @@ export function parseEventData(eventData: unknown): ParsedEvent {
   }
   let json: string;
   try {
-    json = canonicalJson(eventData);
+    json = storableJson(eventData);
   } catch (error) {
     if (error instanceof NotStorableError) {
       throw new NotAcceptableError(`event-data cannot be stored: ${error.message}`);
