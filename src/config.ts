@@ -18,6 +18,8 @@ export const DEFAULT_DB_POOL_MAX = 8;
 export const DEFAULT_BATCH_MAX = 128;
 /** Statements in flight at once; the next batch gathers meanwhile. */
 export const DEFAULT_BATCH_IN_FLIGHT = 1;
+/** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
+export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
 /** Where the embedded database keeps its files (git-ignored). */
 export const EMBEDDED_DATABASE_DIR = ".pglite";
 
@@ -41,6 +43,7 @@ export interface Config {
   dbPrepare: boolean;
   batchMax: number;
   batchInFlight: number;
+  batchQueueMax: number;
 }
 
 /** A setting that stops start-up; the message names the variable. */
@@ -100,6 +103,7 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     dbPrepare: boolean(get, "DB_PREPARE", true),
     batchMax: integer(get, "BATCH_MAX", DEFAULT_BATCH_MAX, 1, 10_000),
     batchInFlight: integer(get, "BATCH_IN_FLIGHT", DEFAULT_BATCH_IN_FLIGHT, 1, 1000),
+    batchQueueMax: integer(get, "BATCH_QUEUE_MAX", DEFAULT_BATCH_QUEUE_MAX, 1, 1_000_000),
   };
 }
 

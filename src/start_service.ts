@@ -65,6 +65,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       maxBatch: config.batchMax,
       maxInFlight: embedded ? 1 : config.batchInFlight,
       queryTimeoutMs: config.dbQueryTimeoutMs,
+      maxQueued: config.batchQueueMax,
     });
     const requests = drainable(createHandler({
       signingKeys: importSigningKeys(keys),

@@ -14,6 +14,8 @@ export interface ApplierOptions {
   maxInFlight: number;
   /** Bound on one statement, after which the batch answers 503. */
   queryTimeoutMs: number;
+  /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
+  maxQueued: number;
 }
 
 /** Applies signed webhooks to the database, batching concurrent ones. */
@@ -144,6 +146,9 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
 
   return {
     apply(row) {
+      if (queue.length >= options.maxQueued) {
+        return Promise.reject(new UnavailableError("Too many webhooks waiting; retry later."));
+      }
       return new Promise((resolve, reject) => {
         queue.push({ row, resolve, reject });
         schedule();

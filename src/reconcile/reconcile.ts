@@ -1,3 +1,4 @@
+import { DEFAULT_BATCH_QUEUE_MAX } from "../config.ts";
 import type { Sql } from "postgres";
 import { applyEvent } from "../apply/apply_event.ts";
 import { createEventApplier, type EventApplier } from "../apply/event_applier.ts";
@@ -107,6 +108,7 @@ export async function reconcile(
     maxBatch: 64,
     maxInFlight: 1,
     queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
+    maxQueued: DEFAULT_BATCH_QUEUE_MAX,
   });
   try {
     for (const [messageId, group] of byMessage) {
