@@ -151,8 +151,8 @@ export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
 
 /**
  * The batch as ONE parameter: a JSON array of rows. Every value is encoded
- * with JSON.stringify; the event-data is canonical JSON already and goes in
- * as is. One parameter costs postgres.js a third of what twelve arrays did,
+ * with JSON.stringify; the event-data is JSON already (checked storable) and
+ * goes in as is. One parameter costs postgres.js a third of what twelve arrays did,
  * and postgres.js serialises no array (see the note in jsonText).
  */
 function eventRowsJson(rows: EventRow[]): string {
