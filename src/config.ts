@@ -77,7 +77,8 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
   }
   return {
     port: integer(get, "PORT", 8000, 0, 65535),
-    hostname: get("HOSTNAME") ?? "0.0.0.0",
+    // The embedded database is for development, and its signing key is announced: loopback only by default.
+    hostname: get("HOSTNAME") ?? (databaseUrl === undefined ? "127.0.0.1" : "0.0.0.0"),
     databaseUrl,
     signingKeys,
     parentSigningKeys: parseKeys(get, "MAILGUN_PARENT_WEBHOOK_SIGNING_KEY"),

@@ -19,6 +19,9 @@ Deno.test("defaults: embedded database, no key, port 8000, 24 h / 5 min window, 
   assert.equal(config.databaseUrl, undefined);
   assert.deepEqual(config.signingKeys, []);
   assert.equal(config.port, 8000);
+  // Development (embedded database, announced key) listens on loopback only; production on every interface.
+  assert.equal(config.hostname, "127.0.0.1");
+  assert.equal(loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k" })).hostname, "0.0.0.0");
   assert.equal(config.signatureMaxAgeSeconds, DEFAULT_SIGNATURE_MAX_AGE_SECONDS);
   assert.equal(config.signatureMaxAgeSeconds, 86_400);
   assert.equal(config.signatureMaxFutureSeconds, 300);
