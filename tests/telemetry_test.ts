@@ -8,7 +8,7 @@ import { connectPostgres } from "../src/db/connect_postgres.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { DURATION_METRIC, OUTCOME_ATTRIBUTE, REQUESTS_METRIC } from "../src/telemetry.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
+import { failWithStderr, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 
@@ -142,9 +142,7 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     const exported = JSON.stringify({ metrics: receiver.metrics, spans: receiver.spans });
     assert.ok(!exported.includes(key), "the signing key is never exported");
   } catch (error) {
-    // Its stderr ends when it does: stop it first.
-    signalChild(child, "SIGKILL");
-    throw new Error(`${(error as Error).message}\nservice stderr: ${await child.stderr()}`, { cause: error });
+    await failWithStderr(child, error);
   } finally {
     signalChild(child, "SIGTERM");
     await child.process.status;

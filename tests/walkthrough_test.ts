@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { copy } from "./helpers/copy_project.ts";
 import { startFakeMailgun } from "./helpers/fake_mailgun.ts";
 import { eventData } from "./helpers/mailgun.ts";
-import { run, signalChild, spawn } from "./helpers/subprocess.ts";
+import { failWithStderr, run, signalChild, spawn } from "./helpers/subprocess.ts";
 
 Deno.test("fresh clone: start, insert a document, simulate delivered, reconcile; on the embedded default", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mgwh-walkthrough-" });
@@ -68,9 +68,7 @@ Deno.test("fresh clone: start, insert a document, simulate delivered, reconcile;
     assert.equal(trail.code, 0, trail.stderr);
     assert.deepEqual(trail.stdout.match(/EMAIL_\w+/g), ["EMAIL_TEMP_FAILED", "EMAIL_FAILED", "EMAIL_DELIVERED"]);
   } catch (error) {
-    // Its stderr ends when it does: stop it first.
-    signalChild(child, "SIGKILL");
-    throw new Error(`${(error as Error).message}\nservice stderr: ${await child.stderr()}`, { cause: error });
+    await failWithStderr(child, error);
   } finally {
     signalChild(child, "SIGKILL");
     await child.process.status;

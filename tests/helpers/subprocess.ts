@@ -103,3 +103,9 @@ export function signalChild(child: Child, signal: Deno.Signal): void {
     // Already gone.
   }
 }
+
+/** Stops a child whose test failed and throws `error` again with the child's stderr (which ends when it does). */
+export async function failWithStderr(child: Child, error: unknown): Promise<never> {
+  signalChild(child, "SIGKILL");
+  throw new Error(`${(error as Error).message}\nservice stderr: ${await child.stderr()}`, { cause: error });
+}
