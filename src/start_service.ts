@@ -22,19 +22,12 @@ export interface Service {
   shutdown(): Promise<void>;
 }
 
-/** Start-up choices that do not come from the environment. */
-export interface StartOptions {
-  /** The embedded database's folder (or `memory://`); default `.pglite`. */
-  embeddedDir?: string;
-}
-
 /**
  * Opens the database (the embedded one when DATABASE_URL is unset, migrated
  * on the spot), imports the signing keys once, and serves.
  */
-export async function startService(config: Config, options: StartOptions = {}): Promise<Service> {
-  const embeddedDir = options.embeddedDir ?? EMBEDDED_DATABASE_DIR;
-  const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(embeddedDir) : undefined;
+export async function startService(config: Config): Promise<Service> {
+  const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(EMBEDDED_DATABASE_DIR) : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
     max: embedded ? 1 : config.dbPoolMax,
@@ -45,13 +38,14 @@ export async function startService(config: Config, options: StartOptions = {}): 
     let keys = config.signingKeys;
     if (embedded) {
       const applied = await migrate(sql);
-      if (!embeddedDir.startsWith("memory://")) {
-        // Tools (simulate, reconcile) reach the running embedded database through this file.
-        await Deno.writeTextFile(`${embeddedDir}/${EMBEDDED_URL_FILE}`, embedded.url + "\n");
-      }
-      log("warn", "using the EMBEDDED database (development only)", { dir: embeddedDir, migrations_applied: applied });
+      // Tools (simulate, reconcile) reach the running embedded database through this file.
+      await Deno.writeTextFile(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`, embedded.url + "\n");
+      log("warn", "using the EMBEDDED database (development only)", {
+        dir: EMBEDDED_DATABASE_DIR,
+        migrations_applied: applied,
+      });
       if (keys.length === 0) {
-        const dev = await loadDevSigningKey(embeddedDir.startsWith("memory://") ? "." : embeddedDir);
+        const dev = await loadDevSigningKey(EMBEDDED_DATABASE_DIR);
         keys = [dev.key];
         // A development key is announced, with its value, so that it can be used to sign test requests.
         log("warn", "using a DEVELOPMENT signing key: set MAILGUN_WEBHOOK_SIGNING_KEY for real traffic", {
@@ -94,9 +88,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
         await applier.drain();
         await sql.end({ timeout: 5 });
         await embedded?.close();
-        if (embedded && !embeddedDir.startsWith("memory://")) {
-          await Deno.remove(`${embeddedDir}/${EMBEDDED_URL_FILE}`).catch(() => {});
-        }
+        if (embedded) await Deno.remove(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`).catch(() => {});
       },
     };
   } catch (error) {
@@ -109,5 +101,5 @@ export async function startService(config: Config, options: StartOptions = {}): 
 /** Loaded only when used: PGlite is large, and production (cold starts on Deno Deploy) never needs it. */
 async function openEmbeddedDatabase(dir: string) {
   const { startEmbeddedDatabase } = await import("./db/embedded_database.ts");
-  return await startEmbeddedDatabase(dir.startsWith("memory://") ? dir : `${dir}/data`);
+  return await startEmbeddedDatabase(`${dir}/data`);
 }

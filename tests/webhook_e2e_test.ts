@@ -99,7 +99,6 @@ Deno.test("tenants are tracked like documents", async () => {
 
 Deno.test("message id matches whether stored with or without angle brackets", async () => {
   const bare = newMessageId().slice(1, -1);
-  const withBrackets = `<${bare}>`;
   const stored = newMessageId();
   const a = await insertRow(svc.sql, "documents", bare);
   const b = await insertRow(svc.sql, "documents", stored);
@@ -108,7 +107,6 @@ Deno.test("message id matches whether stored with or without angle brackets", as
   assert.equal((await send(eventData("delivered", stored))).status, 200);
   assert.equal((await rowState(svc.sql, "documents", a)).status, "DELIVERED");
   assert.equal((await rowState(svc.sql, "documents", b)).status, "DELIVERED");
-  assert.equal(withBrackets.length, bare.length + 2);
 });
 
 Deno.test("a late delivered never moves FAILED or COMPLAINED down, but is still recorded", async () => {

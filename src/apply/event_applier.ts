@@ -1,6 +1,7 @@
 import type { Sql } from "postgres";
 import { applyEvents, type EventRow, type EventRowResult } from "../db/apply_events_query.ts";
 import { classifyError } from "../db/classify_error.ts";
+import { withTimeout } from "../db/with_timeout.ts";
 import { NotAcceptableError, UnavailableError } from "../http/errors.ts";
 
 /** Retries of a statement that hit a deadlock or lost its connection. */
@@ -112,7 +113,11 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     const deadline = Date.now() + options.queryTimeoutMs;
     for (let attempt = 1;; attempt++) {
       try {
-        const result = await withTimeout(rows, deadline - Date.now());
+        const result = await withTimeout(
+          applyEvents(sql, rows),
+          deadline - Date.now(),
+          () => new UnavailableError(`Database did not answer within ${options.queryTimeoutMs} ms.`),
+        );
         return result.map((row) => ({
           accepted: row.accepted as boolean,
           matched: row.matched as number,
@@ -123,24 +128,6 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
         const retryable = kind === "connection" || kind === "conflict";
         if (!retryable || attempt >= MAX_STATEMENT_ATTEMPTS || Date.now() >= deadline) throw error;
       }
-    }
-  }
-
-  async function withTimeout(rows: EventRow[], timeoutMs: number) {
-    const query = applyEvents(sql, rows);
-    // A query that loses the race must not become an unhandled rejection.
-    query.catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        query.cancel();
-        reject(new UnavailableError(`Database did not answer within ${options.queryTimeoutMs} ms.`));
-      }, Math.max(timeoutMs, 1));
-    });
-    try {
-      return await Promise.race([query, timeout]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -24,8 +24,9 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
       if (request.method !== "POST") return methodNotAllowed("POST");
       const started = performance.now();
       const result = await handleWebhook(request, deps);
-      logWebhook(result, performance.now() - started);
-      recordWebhook(result, performance.now() - started);
+      const durationMs = performance.now() - started;
+      logWebhook(result, durationMs);
+      recordWebhook(result, durationMs);
       if (result.status === 200) {
         return jsonResponse(200, result.outcome === "duplicate" ? { ok: true, duplicate: true } : { ok: true });
       }
