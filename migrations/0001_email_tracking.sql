@@ -18,17 +18,13 @@ create table if not exists tenants (
 alter table documents add column if not exists email_status_at timestamptz;
 alter table tenants add column if not exists email_status_at timestamptz;
 
-alter table documents drop constraint if exists documents_email_status_check;
-alter table documents add constraint documents_email_status_check
-  check (email_status in ('SENT', 'DELIVERED', 'FAILED', 'COMPLAINED'));
-alter table tenants drop constraint if exists tenants_email_status_check;
-alter table tenants add constraint tenants_email_status_check
-  check (email_status in ('SENT', 'DELIVERED', 'FAILED', 'COMPLAINED'));
+-- No CHECK on email_status: the API's tables hold statuses of their own
+-- (PENDING, BOUNCED, lowercase ones, NULL), and a guest must not reject them.
+-- Statuses outside the ladder rank 0 (email_status_rank), below SENT, and are
+-- climbed from.
 
--- Webhooks look rows up by message id (stored with or without angle brackets;
--- the lookup asks for both forms, which this plain index serves).
-create index if not exists documents_email_message_id_idx on documents (email_message_id);
-create index if not exists tenants_email_message_id_idx on tenants (email_message_id);
+-- The index webhooks look rows up by is built in 0004, concurrently: inside
+-- this transaction it would lock out the API's writes on a large table.
 
 -- The ladder a status only ever climbs: SENT < DELIVERED < FAILED < COMPLAINED.
 create or replace function email_status_rank(status text) returns integer

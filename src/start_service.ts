@@ -2,8 +2,10 @@ import type { Sql } from "postgres";
 import { createEventApplier } from "./apply/event_applier.ts";
 import { startTokenPruner } from "./apply/token_pruner.ts";
 import { type Config, EMBEDDED_DATABASE_DIR } from "./config.ts";
+import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
 import { migrate } from "./db/migrate.ts";
+import { shippedMigrations } from "./db/schema_status.ts";
 import { loadDevSigningKey } from "./dev_signing_key.ts";
 import { createHandler } from "./http/create_handler.ts";
 import { drainable } from "./http/drain_requests.ts";
@@ -36,6 +38,7 @@ export async function startService(config: Config): Promise<Service> {
   });
   try {
     let keys = config.signingKeys;
+    const migrations = await shippedMigrations();
     if (embedded) {
       const applied = await migrate(sql);
       // Tools (simulate, reconcile) reach the running embedded database through this file.
@@ -70,7 +73,9 @@ export async function startService(config: Config): Promise<Service> {
       applier,
       sql,
       healthTimeoutMs: config.dbQueryTimeoutMs,
+      migrations,
     }));
+    if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
     const stopPruner = startTokenPruner(sql, window);
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);

@@ -1,40 +1,176 @@
-import type { Sql } from "postgres";
+import type { ReservedSql, Sql } from "postgres";
+import { sha256Hex } from "../mailgun/sha256_hex.ts";
+import { splitStatements } from "./split_statements.ts";
 
 /** Where the schema's migrations live. */
 export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
 
+/**
+ * A migration whose first line is this runs outside a transaction, statement
+ * by statement (for `create index concurrently`). It must be safe to run
+ * again from its start: a failure half-way leaves it unrecorded.
+ */
+export const NO_TRANSACTION_MARKER = "-- migrate: no-transaction";
+
 /** Any fixed number: the advisory lock that serialises concurrent migrations. */
 const MIGRATION_LOCK_KEY = 7_240_431_001;
+/** How often a waiting runner asks for the lock again. */
+const LOCK_POLL_MS = 200;
+/**
+ * How long a transactional migration waits for a lock on the API's tables
+ * before giving up: meanwhile every write of the API would queue behind it.
+ */
+const LOCK_TIMEOUT = "10s";
+
+/** One migration file. */
+export interface MigrationFile {
+  name: string;
+  script: string;
+  /** SHA-256 hex of the script, line endings normalised (a checkout with CRLF is the same file). */
+  checksum: string;
+  noTransaction: boolean;
+}
+
+/** The `.sql` files of `dir`, in name order. */
+export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(".sql")) names.push(entry.name);
+  }
+  names.sort();
+  return await Promise.all(names.map(async (name) => {
+    const script = (await Deno.readTextFile(new URL(name, dir))).replaceAll("\r\n", "\n");
+    return {
+      name,
+      script,
+      checksum: sha256Hex(script),
+      noTransaction: script.split("\n", 1)[0].trim() === NO_TRANSACTION_MARKER,
+    };
+  }));
+}
 
 /**
- * Applies the `.sql` files of `dir` not applied yet, in name order, in one
- * transaction that holds an advisory lock: running it twice, or twice at
- * the same moment, is safe. Returns the names it applied.
+ * Applies the `.sql` files of `dir` not applied yet, in name order, each in
+ * its own transaction (or statement by statement, see
+ * {@link NO_TRANSACTION_MARKER}), under a session advisory lock held on one
+ * connection: running it twice, or twice at the same moment, is safe.
+ * Refuses to run when a file already applied has changed since. Returns the
+ * names it applied.
  */
 export async function migrate(sql: Sql, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
-  const files: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".sql")) files.push(entry.name);
-  }
-  files.sort();
-  const scripts = await Promise.all(files.map((name) => Deno.readTextFile(new URL(name, dir))));
-  return await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
-    await tx`
-      create table if not exists schema_migrations (
-        name text primary key,
-        applied_at timestamptz not null default now()
-      )
-    `;
-    const applied = new Set((await tx`select name from schema_migrations`).map((row) => row.name as string));
-    const done: string[] = [];
-    for (const [i, name] of files.entries()) {
-      if (applied.has(name)) continue;
-      // A migration file is trusted SQL from the repository, with no values in it.
-      await tx.unsafe(scripts[i]);
-      await tx`insert into schema_migrations (name) values (${name})`;
-      done.push(name);
+  const files = await readMigrations(dir);
+  const conn = await sql.reserve();
+  try {
+    await acquireLock(conn);
+    try {
+      return await applyMissing(conn, files);
+    } finally {
+      await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
-    return done;
-  });
+  } finally {
+    conn.release();
+  }
+}
+
+/**
+ * Polls with pg_try_advisory_lock rather than waiting in pg_advisory_lock: a
+ * statement waiting for the lock holds a snapshot, and `create index
+ * concurrently` in the lock holder waits for every older snapshot (a deadlock).
+ */
+async function acquireLock(conn: ReservedSql): Promise<void> {
+  while (true) {
+    const [row] = await conn`select pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) as locked`;
+    if (row.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<string[]> {
+  await conn`
+    create table if not exists schema_migrations (
+      name text primary key,
+      applied_at timestamptz not null default now()
+    )
+  `;
+  await conn`alter table schema_migrations add column if not exists checksum text`;
+  const recorded = new Map<string, string | null>();
+  for (const row of await conn`select name, checksum from schema_migrations`) {
+    recorded.set(row.name as string, row.checksum as string | null);
+  }
+  for (const file of files) {
+    const checksum = recorded.get(file.name);
+    if (checksum === undefined) continue;
+    if (checksum === null) {
+      // Applied before checksums were kept: this file is taken as the one applied.
+      await conn`update schema_migrations set checksum = ${file.checksum} where name = ${file.name}`;
+    } else if (checksum !== file.checksum) {
+      throw new Error(
+        `Migration ${file.name} has changed since it was applied (checksum ${checksum.slice(0, 12)}, ` +
+          `now ${file.checksum.slice(0, 12)}): restore it and put the change in a new migration.`,
+      );
+    }
+  }
+  const done: string[] = [];
+  for (const file of files) {
+    if (recorded.has(file.name)) continue;
+    try {
+      if (file.noTransaction) await applyOutsideTransaction(conn, file);
+      else await applyInTransaction(conn, file);
+    } catch (error) {
+      throw new Error(`Migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
+    }
+    done.push(file.name);
+  }
+  return done;
+}
+
+async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+  await conn`begin`;
+  try {
+    await conn.unsafe(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+    // A migration file is trusted SQL from the repository, with no values in it.
+    await conn.unsafe(file.script);
+    await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+    await conn`commit`;
+  } catch (error) {
+    await conn`rollback`.catch(() => {});
+    throw error;
+  }
+}
+
+async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+  const statements = splitStatements(file.script);
+  await dropInvalidIndexes(conn, statements);
+  // One statement per query: several in one query string would form an implicit transaction.
+  for (const statement of statements) await conn.unsafe(statement);
+  await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+}
+
+/**
+ * A `create index concurrently` that failed (or was cancelled) leaves an
+ * INVALID index behind, which `if not exists` would then keep: drop those the
+ * file builds, so that it builds them again. Under the lock, no other runner
+ * is building them at this moment.
+ */
+async function dropInvalidIndexes(conn: ReservedSql, statements: string[]): Promise<void> {
+  const names = statements.map(indexBuiltBy).filter((name): name is string => name !== undefined);
+  if (names.length === 0) return;
+  const invalid = await conn`
+    select c.relname as name
+    from pg_index i
+    join pg_class c on c.oid = i.indexrelid
+    where not i.indisvalid
+      and c.relnamespace = current_schema()::regnamespace
+      and c.relname = any(${names})
+  `;
+  for (const row of invalid) await conn`drop index concurrently if exists ${conn(row.name as string)}`;
+}
+
+const CREATE_INDEX = /^create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?("?)([A-Za-z_][\w$]*)\1/i;
+
+/** The name of the index a `create index concurrently` statement builds. */
+function indexBuiltBy(statement: string): string | undefined {
+  const match = CREATE_INDEX.exec(statement);
+  if (match === null) return undefined;
+  return match[1] === '"' ? match[2] : match[2].toLowerCase();
 }

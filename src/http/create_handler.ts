@@ -1,5 +1,5 @@
 import type { Sql } from "postgres";
-import { ping } from "../db/ping.ts";
+import { schemaStatus } from "../db/schema_status.ts";
 import { log } from "../log.ts";
 import { recordWebhook } from "../telemetry.ts";
 import { jsonResponse } from "./errors.ts";
@@ -14,6 +14,8 @@ export const HEALTH_PATH = "/healthz";
 export interface HandlerDeps extends WebhookDeps {
   sql: Sql;
   healthTimeoutMs: number;
+  /** The migrations the service ships: /healthz is 503 until all are applied. */
+  migrations: string[];
 }
 
 /** Routes requests: the webhook, the health check, 404 and 405. */
@@ -34,7 +36,15 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
     }
     if (pathname === HEALTH_PATH) {
       if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed("GET, HEAD");
-      const up = await ping(deps.sql, deps.healthTimeoutMs);
+      const schema = await schemaStatus(deps.sql, deps.migrations, deps.healthTimeoutMs);
+      if (schema.state === "behind") {
+        return jsonResponse(503, {
+          ok: false,
+          database: "unmigrated",
+          error: "The database schema is missing or behind: run deno task migrate.",
+        });
+      }
+      const up = schema.state === "current";
       return jsonResponse(up ? 200 : 503, { ok: up, database: up ? "up" : "down" });
     }
     return jsonResponse(404, { ok: false, error: "Not found." });
