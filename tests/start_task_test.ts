@@ -29,7 +29,7 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
       const messageId = newMessageId();
       await sql`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
       const { body } = await signedBody(key, eventData("delivered", messageId.slice(1, -1)));
-      assert.deepEqual((await post(url, body)).json, { ok: true });
+      assert.deepEqual((await post(url, body)).json, { ok: true, outcome: "applied" });
       const [row] = await sql`select email_status from documents where email_message_id = ${messageId}`;
       assert.equal(row.email_status, "DELIVERED");
     } finally {
@@ -68,7 +68,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
   await migrate(setup);
   const key = "shutdown-test-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
-    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", HOSTNAME: "127.0.0.1" },
+    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
   });
   try {
     const url = JSON.parse(await child.waitFor(listening)).url as string;
@@ -97,7 +97,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     assert.equal(during.status, 503);
     const response = await inFlight;
     assert.equal(response.status, 200);
-    assert.deepEqual(await response.json(), { ok: true });
+    assert.deepEqual(await response.json(), { ok: true, outcome: "applied" });
     assert.equal((await child.process.status).code, 0);
     const [row] = await setup`select email_status from documents where email_message_id = ${messageId}`;
     assert.equal(row.email_status, "COMPLAINED");
