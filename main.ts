@@ -1,10 +1,11 @@
-import { ConfigError, loadConfig } from "./src/config.ts";
-import { flushLog, log } from "./src/log.ts";
+import { type Config, ConfigError, loadConfig } from "./src/config.ts";
+import { SHUTDOWN_DEADLINE_MS } from "./src/http/drain_requests.ts";
+import { log } from "./src/log.ts";
 import { startService } from "./src/start_service.ts";
 
-/** Serves the Mailgun webhook until SIGINT or SIGTERM. */
+/** Serves the Mailgun webhook until SIGINT (Deno Deploy's stop signal) or SIGTERM. */
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
@@ -14,22 +15,39 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const service = await startService(config);
+  let service;
+  try {
+    service = await startService(config);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(
+        `Start-up failed: port ${config.port} is already in use (another service listens there): stop it, ` +
+          `or set PORT to a free port.`,
+      );
+      Deno.exit(1);
+    }
+    throw error;
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log("info", "shutting down", { signal });
+    // Each step of the shutdown is bounded; this is the backstop under Deno Deploy's 5 s before SIGKILL.
+    const deadline = setTimeout(() => {
+      log("error", "shutdown took too long; exiting", { deadline_ms: SHUTDOWN_DEADLINE_MS });
+      Deno.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
     await service.shutdown();
+    clearTimeout(deadline);
     log("info", "stopped");
-    flushLog();
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, () => stop(signal));
     } catch {
-      // Some platforms (Deno Deploy, Windows for SIGTERM) have no such signal.
+      // Some platforms (Windows for SIGTERM) have no such signal.
     }
   }
 }
@@ -38,7 +56,6 @@ if (import.meta.main) {
   try {
     await main();
   } catch (error) {
-    flushLog();
     console.error(`Start-up failed: ${(error as Error).message}`);
     Deno.exit(1);
   }

@@ -98,7 +98,7 @@ try {
       DATABASE_URL: databaseUrl,
       MAILGUN_WEBHOOK_SIGNING_KEY: key,
       PORT: String(port),
-      HOSTNAME: "127.0.0.1",
+      LISTEN_HOST: "127.0.0.1",
       // Tuning variables pass through, so that a run can try other values.
       ...Object.fromEntries(
         ["DB_POOL_MAX", "BATCH_MAX", "BATCH_IN_FLIGHT"].flatMap((name) => {

@@ -26,6 +26,7 @@ export const EMBEDDED_DATABASE_DIR = ".pglite";
 /** The service's settings. */
 export interface Config {
   port: number;
+  /** LISTEN_HOST; HOSTNAME is ignored. */
   hostname: string;
   /** Unset: the embedded database. */
   databaseUrl?: string;
@@ -78,7 +79,8 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
   return {
     port: integer(get, "PORT", 8000, 0, 65535),
     // The embedded database is for development, and its signing key is announced: loopback only by default.
-    hostname: get("HOSTNAME") ?? (databaseUrl === undefined ? "127.0.0.1" : "0.0.0.0"),
+    // Not HOSTNAME: Docker and Kubernetes set that to the container's name, which is no address to listen on.
+    hostname: get("LISTEN_HOST") ?? (databaseUrl === undefined ? "127.0.0.1" : "0.0.0.0"),
     databaseUrl,
     signingKeys,
     parentSigningKeys: parseKeys(get, "MAILGUN_PARENT_WEBHOOK_SIGNING_KEY"),

@@ -1,31 +1,20 @@
 type Writer = (line: string) => void;
 
-const encoder = new TextEncoder();
-let pending: string[] = [];
-
 /**
- * Lines written in one turn of the event loop go out in one write: a batch of
- * webhooks answered together costs one system call, not one per line.
+ * Through `console`, not `Deno.stdout`: Deno Deploy collects only `console.*`
+ * output, and Deno's OpenTelemetry exports each call as one log record (linked
+ * to the request's trace). Every level goes to stdout with `console.log`, so
+ * that one stream keeps the lines in order; the level is in the line itself.
  */
-function writeStdout(line: string): void {
-  pending.push(line);
-  if (pending.length === 1) queueMicrotask(flush);
+function writeConsole(line: string): void {
+  try {
+    console.log(line);
+  } catch {
+    // A broken stdout (a closed pipe) must never stop the service: the line is lost, the webhook is not.
+  }
 }
 
-/** Writes out the lines not yet written; call before `Deno.exit`. */
-export function flushLog(): void {
-  if (pending.length > 0) flush();
-}
-
-function flush(): void {
-  if (pending.length === 0) return;
-  const text = pending.join("\n") + "\n";
-  pending = [];
-  const bytes = encoder.encode(text);
-  for (let written = 0; written < bytes.length;) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
-let writer: Writer = writeStdout;
+let writer: Writer = writeConsole;
 
 /** Writes one structured JSON log line (stdout by default). Callers pass no secrets and no recipient addresses. */
 export function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}): void {

@@ -8,7 +8,7 @@ import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
 import { loadDevSigningKey } from "./dev_signing_key.ts";
 import { createHandler } from "./http/create_handler.ts";
-import { drainable } from "./http/drain_requests.ts";
+import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts";
 import { log } from "./log.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
 
@@ -41,8 +41,6 @@ export async function startService(config: Config): Promise<Service> {
     const migrations = await shippedMigrations();
     if (embedded) {
       const applied = await migrate(sql);
-      // Tools (simulate, reconcile) reach the running embedded database through this file.
-      await Deno.writeTextFile(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`, embedded.url + "\n");
       log("warn", "using the EMBEDDED database (development only)", {
         dir: EMBEDDED_DATABASE_DIR,
         migrations_applied: applied,
@@ -80,6 +78,8 @@ export async function startService(config: Config): Promise<Service> {
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;
+    // Tools (sql, reconcile) reach the running embedded database through this file: written once the service listens.
+    if (embedded) await Deno.writeTextFile(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`, embedded.url + "\n");
     const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
     const url = `http://${host}:${addr.port}`;
     log("info", "listening", { url, signing_keys: keys.length, database: embedded ? "embedded" : "postgres" });
@@ -87,13 +87,14 @@ export async function startService(config: Config): Promise<Service> {
       url,
       sql,
       async shutdown() {
+        // Every step is bounded (SHUTDOWN_BUDGET_MS): the whole stays under Deno Deploy's 5 s grace after SIGINT.
         stopPruner();
-        await requests.drain();
-        await server.shutdown();
-        await applier.drain();
-        await sql.end({ timeout: 5 });
-        await embedded?.close();
+        await requests.drain(SHUTDOWN_BUDGET_MS.drain);
+        await within(server.shutdown(), SHUTDOWN_BUDGET_MS.server);
+        await within(applier.drain(), SHUTDOWN_BUDGET_MS.applier);
+        await sql.end({ timeout: SHUTDOWN_BUDGET_MS.pool / 1000 });
         if (embedded) await Deno.remove(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`).catch(() => {});
+        await embedded?.close();
       },
     };
   } catch (error) {
@@ -105,6 +106,6 @@ export async function startService(config: Config): Promise<Service> {
 
 /** Loaded only when used: PGlite is large, and production (cold starts on Deno Deploy) never needs it. */
 async function openEmbeddedDatabase(dir: string) {
-  const { startEmbeddedDatabase } = await import("./db/embedded_database.ts");
-  return await startEmbeddedDatabase(`${dir}/data`);
+  const { openOwnedEmbeddedDatabase } = await import("./db/embedded_database.ts");
+  return await openOwnedEmbeddedDatabase(dir);
 }

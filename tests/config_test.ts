@@ -90,3 +90,10 @@ Deno.test("tolerances can be overridden", () => {
   assert.equal(config.dbQueryTimeoutMs, 800);
   assert.equal(config.dbPrepare, false);
 });
+
+Deno.test("LISTEN_HOST sets the address; HOSTNAME (a container's name under Docker and Kubernetes) is ignored", () => {
+  assert.equal(loadConfig(env({ HOSTNAME: "some-container" })).hostname, "127.0.0.1");
+  const production = { DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k", HOSTNAME: "some-container" };
+  assert.equal(loadConfig(env(production)).hostname, "0.0.0.0");
+  assert.equal(loadConfig(env({ ...production, LISTEN_HOST: "127.0.0.1" })).hostname, "127.0.0.1");
+});

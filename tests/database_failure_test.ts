@@ -13,7 +13,7 @@ async function serviceOn(databaseUrl: string) {
       DATABASE_URL: databaseUrl,
       MAILGUN_WEBHOOK_SIGNING_KEY: key,
       PORT: "0",
-      HOSTNAME: "127.0.0.1",
+      LISTEN_HOST: "127.0.0.1",
       DB_CONNECT_TIMEOUT_MS: "1000",
       DB_QUERY_TIMEOUT_MS: "1500",
     })[name]
@@ -106,7 +106,7 @@ Deno.test("a statement that fails half-way writes nothing and leaves the token f
     await svc.sql.unsafe(`drop trigger fail_once on email_events`);
     // Mailgun's retry with the very same signature now succeeds, once.
     const retried = await post(svc.url, body);
-    assert.deepEqual(retried.json, { ok: true });
+    assert.deepEqual(retried.json, { ok: true, outcome: "applied" });
     const state = await rowState(svc.sql, "documents", id);
     assert.equal(state.status, "COMPLAINED");
     assert.equal(state.events.length, 1);

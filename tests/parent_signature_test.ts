@@ -32,7 +32,7 @@ Deno.test("a subaccount event whose parent-signature verifies is applied; its to
 
     const response = await post(svc.url, body(eventData("delivered", messageId), wrong, parent));
     assert.equal(response.status, 200);
-    assert.deepEqual(response.json, { ok: true });
+    assert.deepEqual(response.json, { ok: true, outcome: "applied" });
     assert.equal((await rowState(svc.sql, "documents", id)).status, "DELIVERED");
     const line = svc.logs.at(-1)!;
     assert.equal(line.outcome, "applied");

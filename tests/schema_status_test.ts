@@ -16,7 +16,7 @@ async function serviceOn(databaseUrl: string) {
       DATABASE_URL: databaseUrl,
       MAILGUN_WEBHOOK_SIGNING_KEY: "k",
       PORT: "0",
-      HOSTNAME: "127.0.0.1",
+      LISTEN_HOST: "127.0.0.1",
       DB_POOL_MAX: "1",
       DB_CONNECT_TIMEOUT_MS: "500",
       DB_QUERY_TIMEOUT_MS: "1500",

@@ -61,7 +61,8 @@ Deno.test("deno task simulate delivered: the service answers 200 and the documen
   assert.equal(result.code, 0, result.stderr + result.stdout);
   assert.match(result.stdout, /Simulating delivered for message /);
   assert.match(result.stdout, /signed with MAILGUN_WEBHOOK_SIGNING_KEY/);
-  assert.match(result.stdout, /^200 \{"ok":true\}$/m);
+  assert.match(result.stdout, /^200 \{"ok":true,"outcome":"applied"\}$/m);
+  assert.match(result.stdout, /^Outcome: applied \(/m);
   assert.ok(!result.stdout.includes(svc.key), "the key is never printed");
   const state = await rowState(svc.sql, "documents", id);
   assert.equal(state.status, "DELIVERED");

@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { copy } from "./helpers/copy_project.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { run, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
+import {
+  childEnv,
+  failWithStderr,
+  PROJECT_DIR,
+  run,
+  signalChild,
+  spawn,
+  START_PERMISSIONS,
+} from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 import { migrate } from "../src/db/migrate.ts";
@@ -29,7 +37,7 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
       const messageId = newMessageId();
       await sql`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
       const { body } = await signedBody(key, eventData("delivered", messageId.slice(1, -1)));
-      assert.deepEqual((await post(url, body)).json, { ok: true });
+      assert.deepEqual((await post(url, body)).json, { ok: true, outcome: "applied" });
       const [row] = await sql`select email_status from documents where email_message_id = ${messageId}`;
       assert.equal(row.email_status, "DELIVERED");
     } finally {
@@ -68,7 +76,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
   await migrate(setup);
   const key = "shutdown-test-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
-    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", HOSTNAME: "127.0.0.1" },
+    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
   });
   try {
     const url = JSON.parse(await child.waitFor(listening)).url as string;
@@ -97,7 +105,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     assert.equal(during.status, 503);
     const response = await inFlight;
     assert.equal(response.status, 200);
-    assert.deepEqual(await response.json(), { ok: true });
+    assert.deepEqual(await response.json(), { ok: true, outcome: "applied" });
     assert.equal((await child.process.status).code, 0);
     const [row] = await setup`select email_status from documents where email_message_id = ${messageId}`;
     assert.equal(row.email_status, "COMPLAINED");
@@ -106,6 +114,145 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     signalChild(child, "SIGKILL");
     await child.process.status;
     await setup.end();
+    await db.drop();
+  }
+});
+
+Deno.test("SIGINT (Deno Deploy's stop): the request in flight is answered, a stalled one cut, exit within 5 s", async () => {
+  const db = await createTestDatabase();
+  const setup = postgres(db.url, { max: 1, onnotice: () => {} });
+  await migrate(setup);
+  const key = "sigint-test-key";
+  const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
+    env: {
+      DATABASE_URL: db.url,
+      MAILGUN_WEBHOOK_SIGNING_KEY: key,
+      PORT: "0",
+      LISTEN_HOST: "127.0.0.1",
+      // Docker and Kubernetes set it to the container's name: it is ignored.
+      HOSTNAME: "some-container",
+      DB_POOL_MAX: String(db.poolMax),
+      // A body this slow would hold the shutdown for a minute if the drain were not bounded.
+      BODY_TIMEOUT_MS: "60000",
+    },
+  });
+  try {
+    const url = JSON.parse(await child.waitFor(listening)).url as string;
+    const messageId = newMessageId();
+    await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
+    const bytes = new TextEncoder().encode((await signedBody(key, eventData("delivered", messageId))).body);
+    const started = Promise.withResolvers<void>();
+    const finishing = fetch(`${url}/v1/mailgun/webhook`, {
+      method: "POST",
+      body: new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(bytes.slice(0, 100));
+          started.resolve();
+          await new Promise((resolve) => setTimeout(resolve, 800));
+          controller.enqueue(bytes.slice(100));
+          controller.close();
+        },
+      }),
+    });
+    const stalledAbort = new AbortController();
+    const stalled = fetch(`${url}/v1/mailgun/webhook`, {
+      method: "POST",
+      signal: stalledAbort.signal,
+      body: new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(bytes.slice(0, 10)); // and never more
+        },
+      }),
+    }).then((response) => response.status, () => "cut");
+    await started.promise;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalled = performance.now();
+    child.process.kill("SIGINT");
+    const response = await finishing;
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { ok: true, outcome: "applied" });
+    const status = await child.process.status;
+    const tookMs = performance.now() - signalled;
+    assert.equal(status.code, 0);
+    assert.ok(tookMs < 5_000, `shutdown took ${Math.round(tookMs)} ms, past Deploy's 5 s grace`);
+    stalledAbort.abort();
+    assert.notEqual(await stalled, 200);
+    assert.ok(child.lines.some((line) => line.includes('"msg":"stopped"')));
+  } catch (error) {
+    await failWithStderr(child, error);
+  } finally {
+    signalChild(child, "SIGKILL");
+    await child.process.status;
+    await setup.end();
+    await db.drop();
+  }
+});
+
+Deno.test("a closed stdout never stops the service: it still answers webhooks and /healthz", async () => {
+  const db = await createTestDatabase();
+  const setup = postgres(db.url, { max: 1, onnotice: () => {} });
+  await migrate(setup);
+  const key = "closed-stdout-key";
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...START_PERMISSIONS, "main.ts"],
+    cwd: PROJECT_DIR,
+    env: childEnv({ DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" }),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const deadline = setTimeout(() => reader.cancel(), 60_000);
+    while (!text.includes('"msg":"listening"')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the service stopped before listening: ${text}`);
+      text += value;
+    }
+    clearTimeout(deadline);
+    const line = text.split("\n").find((line) => line.includes('"msg":"listening"'))!;
+    const url = JSON.parse(line).url as string;
+    // The parent goes away: the child's next log line meets a closed pipe.
+    await reader.cancel();
+    for (let i = 0; i < 3; i++) {
+      const messageId = newMessageId();
+      await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
+      const answer = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+      assert.equal(answer.status, 200);
+      const health = await fetch(`${url}/healthz`);
+      await health.body?.cancel();
+      assert.equal(health.status, 200);
+    }
+    process.kill("SIGTERM");
+    assert.equal((await process.status).code, 0);
+  } finally {
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await process.status;
+    await setup.end();
+    await db.drop();
+  }
+});
+
+Deno.test("port in use: start-up fails with one line naming the port and PORT", async () => {
+  const db = await createTestDatabase();
+  const occupied = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (occupied.addr as Deno.NetAddr).port;
+  try {
+    const result = await run(["run", ...START_PERMISSIONS, "main.ts"], {
+      env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PORT: String(port), LISTEN_HOST: "127.0.0.1" },
+    });
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], new RegExp(`^Start-up failed: port ${port} is already in use.*set PORT`));
+  } finally {
+    occupied.close();
     await db.drop();
   }
 });

@@ -25,6 +25,11 @@ interface Metric {
   sum?: { dataPoints: DataPoint[] };
   histogram?: { dataPoints: DataPoint[] };
 }
+interface LogRecord {
+  severityText?: string;
+  body?: { stringValue?: string };
+  traceId?: string;
+}
 interface Span {
   name: string;
   kind: number;
@@ -33,14 +38,22 @@ interface Span {
 
 /** An OTLP/HTTP receiver that keeps what it is sent, by signal. */
 function startReceiver() {
-  const metrics: Metric[] = [];
+  /** Each metrics export, as sent: cumulative counts are read from one export, never across them. */
+  const exports: Metric[][] = [];
   const spans: Span[] = [];
+  const logs: LogRecord[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     const path = new URL(request.url).pathname;
     const body = await request.json();
     if (path === "/v1/metrics") {
+      const metrics: Metric[] = [];
       for (const resource of body.resourceMetrics ?? []) {
         for (const scope of resource.scopeMetrics ?? []) metrics.push(...scope.metrics);
+      }
+      exports.push(metrics);
+    } else if (path === "/v1/logs") {
+      for (const resource of body.resourceLogs ?? []) {
+        for (const scope of resource.scopeLogs ?? []) logs.push(...scope.logRecords);
       }
     } else if (path === "/v1/traces") {
       for (const resource of body.resourceSpans ?? []) {
@@ -51,8 +64,9 @@ function startReceiver() {
   });
   return {
     url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
-    metrics,
+    exports,
     spans,
+    logs,
     close: () => server.shutdown(),
   };
 }
@@ -62,7 +76,7 @@ function attribute(attributes: Attributes, key: string): unknown {
   return value === undefined ? undefined : Object.values(value)[0];
 }
 
-/** The latest cumulative count of webhooks with this outcome. */
+/** The cumulative count of webhooks with this outcome in one export. */
 function requestCount(metrics: Metric[], outcome: string): number {
   let count = 0;
   for (const metric of metrics.filter((m) => m.name === REQUESTS_METRIC)) {
@@ -71,6 +85,12 @@ function requestCount(metrics: Metric[], outcome: string): number {
     }
   }
   return count;
+}
+
+/** Webhooks counted by the duration histogram in one export. */
+function durationCount(metrics: Metric[]): number {
+  const histogram = metrics.find((m) => m.name === DURATION_METRIC);
+  return (histogram?.histogram?.dataPoints ?? []).reduce((total, point) => total + Number(point.count), 0);
 }
 
 async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
@@ -92,7 +112,7 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
       DATABASE_URL: db.url,
       MAILGUN_WEBHOOK_SIGNING_KEY: key,
       PORT: "0",
-      HOSTNAME: "127.0.0.1",
+      LISTEN_HOST: "127.0.0.1",
       DB_POOL_MAX: String(db.poolMax),
       BATCH_IN_FLIGHT: "1",
       OTEL_DENO: "true",
@@ -106,24 +126,30 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     const url = JSON.parse(await child.waitFor((line) => line.includes('"msg":"listening"'))).url as string;
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-    const applied = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+    const delivered = eventData("delivered", messageId);
+    const applied = await post(url, (await signedBody(key, delivered)).body);
     assert.equal(applied.status, 200);
     for (let i = 0; i < 2; i++) {
       const refused = await post(url, (await signedBody("a-rotated-key", eventData("delivered", messageId))).body);
       assert.equal(refused.status, 401);
     }
 
-    await until(() => requestCount(receiver.metrics, "unauthorized") === 2, "the webhook counter");
-    assert.equal(requestCount(receiver.metrics, "applied"), 1);
-    const counter = receiver.metrics.find((m) => m.name === REQUESTS_METRIC)!;
+    // Exports come every 200 ms and may fall between two requests: wait for one that holds all three.
+    let complete: Metric[] | undefined;
+    await until(() => {
+      complete = receiver.exports.find((metrics) =>
+        requestCount(metrics, "unauthorized") === 2 && requestCount(metrics, "applied") === 1 &&
+        durationCount(metrics) === 3
+      );
+      return complete !== undefined;
+    }, "a metrics export with the three webhooks");
+    const counter = complete!.find((m) => m.name === REQUESTS_METRIC)!;
     const statuses = counter.sum!.dataPoints.map((
       p,
     ) => [attribute(p.attributes, "outcome"), attribute(p.attributes, "status")]);
     assert.deepEqual(new Set(statuses.map(String)), new Set(["applied,200", "unauthorized,401"]));
-    const histogram = receiver.metrics.findLast((m) => m.name === DURATION_METRIC)!;
+    const histogram = complete!.find((m) => m.name === DURATION_METRIC)!;
     assert.equal(histogram.unit, "ms");
-    const durations = histogram.histogram!.dataPoints;
-    assert.equal(durations.reduce((total, point) => total + Number(point.count), 0), 3);
 
     await until(() => receiver.spans.filter((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE)).length >= 3, "spans");
     const webhookSpans = receiver.spans.filter((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE) !== undefined);
@@ -139,8 +165,20 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     assert.equal(attribute(appliedSpan.attributes, "http.route"), "/v1/mailgun/webhook");
     assert.equal(attribute(appliedSpan.attributes, "mailgun.event"), "delivered");
     assert.equal(Number(attribute(appliedSpan.attributes, "http.response.status_code")), 200);
-    const exported = JSON.stringify({ metrics: receiver.metrics, spans: receiver.spans });
+
+    // Log lines go through console: each is one log record, on the request's trace.
+    const webhookLine = (record: LogRecord) => record.body?.stringValue?.includes('"msg":"webhook"') ?? false;
+    await until(() => receiver.logs.filter(webhookLine).length >= 3, "the webhook log lines as log records");
+    const appliedLine = receiver.logs.find((record) =>
+      webhookLine(record) && record.body!.stringValue!.includes('"outcome":"applied"')
+    )!;
+    const parsed = JSON.parse(appliedLine.body!.stringValue!.trim());
+    assert.equal(parsed.status, 200);
+    assert.ok(appliedLine.traceId, "the log record is linked to the request's trace");
+    assert.ok(receiver.logs.some((record) => record.body?.stringValue?.includes('"msg":"listening"')));
+    const exported = JSON.stringify({ metrics: receiver.exports, spans: receiver.spans, logs: receiver.logs });
     assert.ok(!exported.includes(key), "the signing key is never exported");
+    assert.ok(!exported.includes(String(delivered.recipient)), "a recipient address is never exported");
   } catch (error) {
     await failWithStderr(child, error);
   } finally {

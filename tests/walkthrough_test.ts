@@ -30,7 +30,7 @@ Deno.test("fresh clone: start, insert a document, simulate delivered, reconcile;
     const simulate = await run(["task", "simulate", "delivered", messageId, "--url", url], { cwd: dir });
     assert.equal(simulate.code, 0, simulate.stderr + simulate.stdout);
     assert.match(simulate.stdout, /signed with the development key in \.pglite\/dev-signing-key/);
-    assert.match(simulate.stdout, /^200 \{"ok":true\}$/m);
+    assert.match(simulate.stdout, /^200 \{"ok":true,"outcome":"applied"\}$/m);
 
     const select = await run(["task", "sql", "select email_status from documents"], { cwd: dir });
     assert.equal(select.code, 0, select.stderr);

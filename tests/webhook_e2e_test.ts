@@ -35,7 +35,7 @@ Deno.test("delivered: status DELIVERED and one EMAIL_DELIVERED entry (Mailgun's 
   const data = eventData("delivered", messageId.slice(1, -1));
   const response = await send(data);
   assert.equal(response.status, 200);
-  assert.deepEqual(response.json, { ok: true });
+  assert.deepEqual(response.json, { ok: true, outcome: "applied" });
   const state = await rowState(svc.sql, "documents", id);
   assert.equal(state.status, "DELIVERED");
   assert.equal(state.events.length, 1);
@@ -184,12 +184,13 @@ Deno.test("ignored event types and unknown message ids: 200, nothing written, on
     const lines = svc.logs.length;
     const response = await send(eventData("opened", messageId, { event }));
     assert.equal(response.status, 200);
-    assert.deepEqual(response.json, { ok: true });
+    assert.deepEqual(response.json, { ok: true, outcome: "ignored" });
     assert.equal(svc.logs.length, lines + 1);
     assert.equal(svc.logs.at(-1)!.outcome, "ignored");
   }
   const unknown = await send(eventData("delivered", newMessageId()));
   assert.equal(unknown.status, 200);
+  assert.deepEqual(unknown.json, { ok: true, outcome: "unmatched" });
   assert.equal(svc.logs.at(-1)!.outcome, "unmatched");
   assert.equal(svc.logs.at(-1)!.rows, 0);
   assert.equal(await count("email_events"), before);
@@ -200,10 +201,10 @@ Deno.test("re-delivery with the same signature and body: 200 duplicate, no secon
   const messageId = newMessageId();
   const id = await insertRow(svc.sql, "documents", messageId);
   const { body } = await signedBody(svc.key, eventData("delivered", messageId));
-  assert.deepEqual((await post(svc.url, body)).json, { ok: true });
+  assert.deepEqual((await post(svc.url, body)).json, { ok: true, outcome: "applied" });
   const again = await post(svc.url, body);
   assert.equal(again.status, 200);
-  assert.deepEqual(again.json, { ok: true, duplicate: true });
+  assert.deepEqual(again.json, { ok: true, outcome: "duplicate", duplicate: true });
   assert.equal((await rowState(svc.sql, "documents", id)).events.length, 1);
   assert.equal(svc.logs.at(-1)!.outcome, "duplicate");
 });

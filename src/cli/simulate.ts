@@ -62,10 +62,29 @@ async function main(args: string[]): Promise<number> {
   }
   console.log(`POST ${response.url}`);
   console.log(`${response.status} ${response.body}`);
+  const outcome = outcomeOf(response.body);
+  if (outcome !== undefined) console.log(`Outcome: ${outcome}${OUTCOMES[outcome] ? ` (${OUTCOMES[outcome]})` : ""}`);
   if (response.status === 401) {
     console.error("The service refused the signature: it verifies with another key than this one.");
   }
   return response.status === 200 ? 0 : 1;
+}
+
+/** What each outcome of a 200 means, for a newcomer reading the answer. */
+const OUTCOMES: Record<string, string> = {
+  applied: "recorded in the trail; the status moved as far as it may",
+  duplicate: "already in the trail; nothing changed",
+  unmatched: "no document or tenant has this message id; insert one first",
+  ignored: "an event type this service does not track",
+};
+
+function outcomeOf(body: string): string | undefined {
+  try {
+    const outcome = JSON.parse(body)?.outcome;
+    return typeof outcome === "string" ? outcome : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 if (import.meta.main) {

@@ -1,5 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { lockEmbeddedDatabase } from "./embedded_lock.ts";
 
 /** A running embedded PostgreSQL, reachable over the wire on loopback. */
 export interface EmbeddedDatabase {
@@ -29,4 +30,29 @@ export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDa
       await db.close();
     },
   };
+}
+
+/**
+ * Opens the embedded database kept in `dir` (its files in `dir/data`) as its
+ * only owner: fails (EmbeddedDatabaseBusyError) before touching
+ * anything when another process holds it. Closing releases it.
+ */
+export async function openOwnedEmbeddedDatabase(dir: string): Promise<EmbeddedDatabase> {
+  const lock = await lockEmbeddedDatabase(dir);
+  try {
+    const db = await startEmbeddedDatabase(`${dir}/data`);
+    return {
+      url: db.url,
+      async close() {
+        try {
+          await db.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }

@@ -1,9 +1,9 @@
 import type { Sql } from "postgres";
 import { EMBEDDED_DATABASE_DIR } from "../config.ts";
 import { EMBEDDED_URL_FILE } from "../start_service.ts";
-import { classifyError } from "./classify_error.ts";
 import { connectPostgres } from "./connect_postgres.ts";
 import { startEmbeddedDatabase } from "./embedded_database.ts";
+import { tryLockEmbeddedDatabase } from "./embedded_lock.ts";
 import { migrate } from "./migrate.ts";
 
 /** The database a command-line tool works on. */
@@ -18,11 +18,14 @@ export interface ToolDatabase {
  * Opens the database a tool (reconcile, sql) works on, the same one the
  * service would use:
  * 1. `databaseUrl` (DATABASE_URL, see {@link databaseUrlFromEnv}), when set;
- * 2. else the embedded database of a running `deno task start`, through the
- *    URL it leaves in `.pglite/embedded-url` (single statements only:
- *    PGlite has one session, shared with the service);
- * 3. else, when no service runs, the embedded database's files themselves,
- *    migrated as `deno task start` would (so a fresh clone works).
+ * 2. else, when no process holds the embedded database (its lock is free),
+ *    its files themselves, migrated as `deno task start` would (so a fresh
+ *    clone works), holding the lock until closed;
+ * 3. else the embedded database of the running `deno task start`, through
+ *    the URL it leaves in `.pglite/embedded-url` once it listens (single
+ *    statements only: PGlite has one session, shared with the service). The
+ *    files are never opened a second time: a tool that cannot reach the
+ *    service fails and says why.
  */
 export async function openToolDatabase(
   databaseUrl: string | undefined,
@@ -32,39 +35,55 @@ export async function openToolDatabase(
     const sql = connectPostgres(databaseUrl, { max: 2, connectTimeoutMs: 10_000, prepare: true });
     return { sql, description: `DATABASE_URL (${hostOf(databaseUrl)})`, close: () => sql.end({ timeout: 5 }) };
   }
-  const running = await readUrlFile(`${dir}/${EMBEDDED_URL_FILE}`);
-  if (running !== undefined) {
-    // Named prepared statements could collide with the service's in PGlite's one session.
-    const sql = connectPostgres(running, { max: 1, connectTimeoutMs: 5_000, prepare: false });
-    try {
-      await sql`select 1`;
-      return {
-        sql,
-        description: `the embedded database of the running service (${dir})`,
-        close: () => sql.end({ timeout: 5 }),
-      };
-    } catch (error) {
-      await sql.end({ timeout: 1 });
-      // A refused connection means the service is gone and left its file behind; anything else is a real failure.
-      if (classifyError(error) !== "connection") throw error;
-    }
+  const lock = await tryLockEmbeddedDatabase(dir);
+  if (lock === undefined) return await openRunningService(dir);
+  let embedded;
+  try {
+    embedded = await startEmbeddedDatabase(`${dir}/data`);
+  } catch (error) {
+    lock.release();
+    throw error;
   }
-  const embedded = await startEmbeddedDatabase(`${dir}/data`);
   const sql = connectPostgres(embedded.url, { max: 1, connectTimeoutMs: 5_000, prepare: false });
+  const close = async () => {
+    await sql.end({ timeout: 5 });
+    await embedded.close();
+    lock.release();
+  };
   try {
     await migrate(sql);
   } catch (error) {
-    await sql.end({ timeout: 1 });
-    await embedded.close();
+    await close();
     throw error;
+  }
+  return { sql, description: `the embedded database in ${dir} (no service running)`, close };
+}
+
+/** The embedded database through the service that holds it; never its files. */
+async function openRunningService(dir: string): Promise<ToolDatabase> {
+  const running = await readUrlFile(`${dir}/${EMBEDDED_URL_FILE}`);
+  if (running === undefined) {
+    throw new Error(
+      `The embedded database in ${dir} is held by another process that serves no URL yet (a deno task start still ` +
+        `starting, or another tool): retry once it listens, or stop it.`,
+    );
+  }
+  // Named prepared statements could collide with the service's in PGlite's one session.
+  const sql = connectPostgres(running, { max: 1, connectTimeoutMs: 5_000, prepare: false });
+  try {
+    await sql`select 1`;
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw new Error(
+      `The embedded database in ${dir} is held by a running service, which did not answer at ${running}: ` +
+        `${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return {
     sql,
-    description: `the embedded database in ${dir} (no service running)`,
-    async close() {
-      await sql.end({ timeout: 5 });
-      await embedded.close();
-    },
+    description: `the embedded database of the running service (${dir})`,
+    close: () => sql.end({ timeout: 5 }),
   };
 }
 

@@ -30,7 +30,9 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
       logWebhook(result, durationMs);
       recordWebhook(result, durationMs);
       if (result.status === 200) {
-        return jsonResponse(200, result.outcome === "duplicate" ? { ok: true, duplicate: true } : { ok: true });
+        // `duplicate: true` stays beside the outcome: clients (and the fault suite) read it.
+        const duplicate = result.outcome === "duplicate" ? { duplicate: true } : {};
+        return jsonResponse(200, { ok: true, outcome: result.outcome, ...duplicate });
       }
       return jsonResponse(result.status, { ok: false, error: result.message });
     }

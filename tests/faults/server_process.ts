@@ -93,7 +93,7 @@ export async function startServerProcess(options: ServerOptions): Promise<Server
         DATABASE_URL: options.databaseUrl,
         MAILGUN_WEBHOOK_SIGNING_KEY: options.signingKey,
         PORT: String(port),
-        HOSTNAME: "127.0.0.1",
+        LISTEN_HOST: "127.0.0.1",
         NO_COLOR: "1",
       },
       stdin: "null",

@@ -3,7 +3,8 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 
 /**
  * The flags of the `start` task (permissions and V8 settings), read from
- * deno.json so that tests and the benchmark never drift from what users run.
+ * deno.json so that tests and the benchmark never drift from what users run;
+ * all but `--env-file`.
  */
 export function startTaskFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks: Record<string, string> };
@@ -13,5 +14,6 @@ export function startTaskFlags(): string[] {
   }
   const flags = words.slice(2, -1);
   if (flags.some((flag) => !flag.startsWith("--"))) throw new Error(`Unexpected start task: ${config.tasks.start}`);
-  return flags;
+  // Tests set the child's whole environment: a developer's .env must not leak into it.
+  return flags.filter((flag) => flag !== "--env-file");
 }

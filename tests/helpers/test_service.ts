@@ -29,7 +29,7 @@ export async function startTestService(env: Record<string, string> = {}, db?: Te
       DATABASE_URL: database.url,
       MAILGUN_WEBHOOK_SIGNING_KEY: key,
       PORT: "0",
-      HOSTNAME: "127.0.0.1",
+      LISTEN_HOST: "127.0.0.1",
       DB_POOL_MAX: String(database.poolMax),
       BATCH_IN_FLIGHT: database.kind === "embedded" ? "1" : "4",
       ...env,
