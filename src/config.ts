@@ -12,6 +12,14 @@ export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 export const DEFAULT_DB_CONNECT_TIMEOUT_MS = 3_000;
 /** Bound on one database statement; Mailgun gives up after about 10 s. */
 export const DEFAULT_DB_QUERY_TIMEOUT_MS = 5_000;
+/**
+ * Bound on one row lock wait (PostgreSQL lock_timeout): a document held `for update` by another
+ * session delays its webhook by this much at most per attempt, and never the others of its batch
+ * by more than once this.
+ */
+export const DEFAULT_DB_LOCK_TIMEOUT_MS = 1_000;
+/** Bound on the whole wait of one webhook for the database (queue plus statements); Mailgun gives up after about 10 s. */
+export const DEFAULT_WEBHOOK_DEADLINE_MS = 6_000;
 /** Connections in the pool. */
 export const DEFAULT_DB_POOL_MAX = 8;
 /** Most events written by one statement. */
@@ -39,6 +47,8 @@ export interface Config {
   bodyTimeoutMs: number;
   dbConnectTimeoutMs: number;
   dbQueryTimeoutMs: number;
+  dbLockTimeoutMs: number;
+  webhookDeadlineMs: number;
   dbPoolMax: number;
   /** False behind a transaction-mode pooler (PgBouncer, Supavisor). */
   dbPrepare: boolean;
@@ -102,6 +112,8 @@ export function loadConfig(env: Env = (name) => Deno.env.get(name)): Config {
     bodyTimeoutMs: integer(get, "BODY_TIMEOUT_MS", DEFAULT_BODY_TIMEOUT_MS, 100, 600_000),
     dbConnectTimeoutMs: integer(get, "DB_CONNECT_TIMEOUT_MS", DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 60_000),
     dbQueryTimeoutMs: integer(get, "DB_QUERY_TIMEOUT_MS", DEFAULT_DB_QUERY_TIMEOUT_MS, 100, 60_000),
+    dbLockTimeoutMs: integer(get, "DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS, 10, 60_000),
+    webhookDeadlineMs: integer(get, "WEBHOOK_DEADLINE_MS", DEFAULT_WEBHOOK_DEADLINE_MS, 100, 60_000),
     dbPoolMax: integer(get, "DB_POOL_MAX", DEFAULT_DB_POOL_MAX, 1, 1000),
     dbPrepare: boolean(get, "DB_PREPARE", true),
     batchMax: integer(get, "BATCH_MAX", DEFAULT_BATCH_MAX, 1, 10_000),

@@ -60,6 +60,8 @@ export async function startService(config: Config): Promise<Service> {
       maxBatch: config.batchMax,
       maxInFlight: embedded ? 1 : config.batchInFlight,
       queryTimeoutMs: config.dbQueryTimeoutMs,
+      lockTimeoutMs: config.dbLockTimeoutMs,
+      deadlineMs: config.webhookDeadlineMs,
       maxQueued: config.batchQueueMax,
     });
     const requests = drainable(createHandler({

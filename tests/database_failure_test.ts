@@ -1,6 +1,8 @@
 /** When the database fails, the answer is a retryable 503, quickly, and nothing is half-written. */
 import assert from "node:assert/strict";
+import { DatabaseUnavailableError } from "../src/apply/apply_errors.ts";
 import { loadConfig } from "../src/config.ts";
+import { errorDetails, errorStatus } from "../src/http/errors.ts";
 import { setLogWriter } from "../src/log.ts";
 import { startService } from "../src/start_service.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
@@ -98,6 +100,9 @@ Deno.test("a statement that fails half-way writes nothing and leaves the token f
     const failed = await post(svc.url, body);
     assert.equal(failed.status, 503);
     assert.equal(svc.logs.at(-1)!.outcome, "unavailable");
+    // The 503's log line carries the database's own code and message.
+    assert.equal(svc.logs.at(-1)!.error_code, "P0001");
+    assert.equal(svc.logs.at(-1)!.error_message, "injected failure");
     const [tokens] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${signature.token}`;
     assert.equal(tokens.n, 0, "the token was consumed by a rolled-back attempt");
     assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT");
@@ -150,4 +155,82 @@ Deno.test("a statement slower than DB_QUERY_TIMEOUT_MS: 503 (in time on PostgreS
   } finally {
     await svc.close();
   }
+});
+
+Deno.test("a database without the schema: 503, and the log line says to run deno task migrate", async () => {
+  const svc = await startTestService();
+  try {
+    await svc.sql.unsafe(`drop function webhook_body_hash(jsonb)`);
+    const { body } = signedBody(svc.key, eventData("delivered", newMessageId()));
+    assert.equal((await post(svc.url, body)).status, 503);
+    const line = svc.logs.at(-1)!;
+    assert.equal(line.outcome, "unavailable");
+    assert.equal(line.error_code, "42883");
+    assert.match(String(line.error_message), /webhook_body_hash/);
+    assert.match(String(line.hint), /deno task migrate/);
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("a programming error is told apart from an outage: its name and stack, outcome internal_error, 503", () => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'token')");
+  assert.deepEqual(errorStatus(bug), {
+    status: 503,
+    outcome: "internal_error",
+    message: "Unexpected error; retry later.",
+  });
+  const details = errorDetails(bug);
+  assert.equal(details.bug, "TypeError");
+  assert.match(details.stack!, /TypeError: Cannot read properties/);
+  // A database error wrapped by the applier keeps its cause, code and message.
+  const pg = Object.assign(new Error('relation "documents" does not exist'), { code: "42P01" });
+  const wrapped = new DatabaseUnavailableError("Database is unavailable; retry later.", { cause: pg });
+  assert.equal(errorStatus(wrapped).outcome, "unavailable");
+  assert.deepEqual(errorDetails(wrapped), {
+    errorCode: "42P01",
+    errorMessage: 'relation "documents" does not exist',
+    hint: "The database schema is missing or old: run `deno task migrate`.",
+  });
+});
+
+Deno.test({
+  name:
+    "a webhook waiting past WEBHOOK_DEADLINE_MS: 503, logged; a statement that commits later makes the retry a duplicate",
+  // PGlite runs statements on this thread: a sleeping statement stalls the deadline's timer too.
+  ignore: !Deno.env.get("DATABASE_URL"),
+  async fn() {
+    const svc = await startTestService({ WEBHOOK_DEADLINE_MS: "400", DB_QUERY_TIMEOUT_MS: "5000" });
+    try {
+      await svc.sql.unsafe(`
+        create function slow_down() returns trigger language plpgsql as $$
+        begin
+          if new.recipient = 'slow@example.com' then perform pg_sleep(1); end if;
+          return new;
+        end $$;
+        create trigger slow_down before insert on email_events for each row execute function slow_down();
+      `);
+      const messageId = newMessageId();
+      const id = await insertRow(svc.sql, "documents", messageId);
+      const { body } = signedBody(svc.key, eventData("delivered", messageId, { recipient: "slow@example.com" }));
+      const [response, ms] = await timed(() => post(svc.url, body));
+      assert.equal(response.status, 503);
+      assert.ok(ms < 1000, `took ${ms} ms`);
+      const exceeded = svc.logs.find((line) => line.msg === "webhook deadline exceeded")!;
+      assert.equal(exceeded.deadline_ms, 400);
+      assert.equal(exceeded.stage, "statement");
+      await svc.sql.unsafe(`drop trigger slow_down on email_events`);
+      // The statement went on and committed: Mailgun's retry finds the work done.
+      let state = await rowState(svc.sql, "documents", id);
+      for (let i = 0; i < 50 && state.status !== "DELIVERED"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        state = await rowState(svc.sql, "documents", id);
+      }
+      assert.equal(state.status, "DELIVERED");
+      assert.equal((await post(svc.url, body)).status, 200);
+      assert.equal(svc.logs.at(-1)!.outcome, "duplicate");
+    } finally {
+      await svc.close();
+    }
+  },
 });

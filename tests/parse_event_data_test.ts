@@ -91,3 +91,17 @@ Deno.test("storable JSON: what jsonb cannot hold is refused, the rest passes as 
   assert.throws(() => storableJson(JSON.parse("[".repeat(40) + "]".repeat(40))), NotStorableError);
   assert.doesNotThrow(() => storableJson(JSON.parse("[".repeat(20) + "]".repeat(20))));
 });
+
+Deno.test("a tracked event without a message id parses with messageId null; without a timestamp it is refused", () => {
+  const base = loadPayload("failed-permanent");
+  for (
+    const message of [undefined, null, {}, { headers: {} }, { headers: null }, { headers: { "message-id": " <> " } }]
+  ) {
+    const parsed = parseEventData({ ...base, message, envelope: {} });
+    assert.equal(parsed.effect?.status, "FAILED", JSON.stringify(message));
+    assert.equal(parsed.messageId, null, JSON.stringify(message));
+  }
+  const { timestamp: _, ...noTimestamp } = base;
+  assert.throws(() => parseEventData(noTimestamp), NotAcceptableError);
+  assert.throws(() => parseEventData({ ...base, message: { headers: { "message-id": 7 } } }), NotAcceptableError);
+});

@@ -21,7 +21,12 @@ Deno.test("a known vector: hex(HMAC-SHA256(key, timestamp + token))", () => {
   const block = signWebhook("key-1", "1770000000", "abc");
   assert.equal(block.signature, "12049382ca755ea493a9afa115558137ea90e5cf69db4d972e18b9ddda8eff07");
   const keys = importSigningKeys(["key-1"]);
-  assert.deepEqual(verifySignature(block, keys, window, now), { timestamp: now, token: "abc", keyIndex: 0 });
+  assert.deepEqual(verifySignature(block, keys, window, now), {
+    timestamp: now,
+    token: "abc",
+    keyIndex: 0,
+    parent: false,
+  });
 });
 
 Deno.test("every configured key is tried; the match is named by position", () => {
@@ -61,4 +66,20 @@ Deno.test("the window: 24 h back, 5 min ahead, inclusive", () => {
   verifySignature(at(300), keys, window, now);
   assert.match(reason(at(-86_401), keys), /more than 86400 s old/);
   assert.match(reason(at(301), keys), /more than 300 s in the future/);
+});
+
+Deno.test("parent-signature inside the block: tried against the parent keys only when the own signature fails", () => {
+  const keys = importSigningKeys(["own"]);
+  const parentKeys = importSigningKeys(["parent-a", "parent-b"]);
+  const block = signWebhook("someone-else", String(now), "tok");
+  const parent = signWebhook("parent-b", String(now), "tok").signature;
+  const verified = verifySignature({ ...block, "parent-signature": parent }, keys, window, now, parentKeys);
+  assert.deepEqual(verified, { timestamp: now, token: "tok", keyIndex: 1, parent: true });
+  // Not without parent keys, and not with a parent-signature over another token.
+  assert.match(reason({ ...block, "parent-signature": parent }, keys), /does not match any/);
+  const otherToken = signWebhook("parent-b", String(now), "tok2").signature;
+  assert.throws(
+    () => verifySignature({ ...block, "parent-signature": otherToken }, keys, window, now, parentKeys),
+    /Neither signature nor parent-signature/,
+  );
 });

@@ -381,9 +381,8 @@ Deno.test("unusable event-data under a valid signature: 406, nothing written", a
     "timestamp not a number": { ...good, timestamp: "yesterday" },
     "negative timestamp": { ...good, timestamp: -5 },
     "huge timestamp": { ...good, timestamp: 1e300 },
-    "no message": { ...good, message: null },
-    "no message-id": { ...good, message: { headers: {} } },
-    "empty message-id": { ...good, message: { headers: { "message-id": "<>" } } },
+    "message-id not a string": { ...good, message: { headers: { "message-id": 42 } } },
+    "headers not an object": { ...good, message: { headers: "x" } },
     "failed without severity": { ...eventData("permanent", messageId), severity: undefined },
     "failed with unknown severity": { ...eventData("permanent", messageId), severity: "catastrophic" },
     "NUL in a string": { ...good, recipient: "a\u0000b@example.com" },
@@ -397,6 +396,46 @@ Deno.test("unusable event-data under a valid signature: 406, nothing written", a
   }
   assert.equal((await rowState(svc.sql, "documents", id)).events.length, 0);
   assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT");
+});
+
+Deno.test("a signed, tracked event with no message id: 200 unmatched, its token spent and bound to its body", async () => {
+  // Our own fixture in the shape of a delayed bounce Mailgun sends after `delivered`: no envelope, no headers.
+  const delayedBounce = {
+    event: "failed",
+    id: `hb-${crypto.randomUUID()}`,
+    timestamp: Date.now() / 1000 - 120.25,
+    severity: "permanent",
+    reason: "bounce",
+    recipient: "someone@example.net",
+    flags: { "is-delayed-bounce": true, "is-authenticated": true },
+    envelope: {},
+    message: { headers: {}, attachments: [], size: 0 },
+    "delivery-status": { code: 550, message: "No such mailbox", description: "" },
+    "user-variables": [],
+  };
+  const { message: _m, ...noMessage } = eventData("delivered", "x@y");
+  const cases: Record<string, unknown> = {
+    "delayed bounce, headers {}": delayedBounce,
+    "delivered without message": noMessage,
+    "complained, message null": eventData("complained", "x@y", { message: null }),
+    "empty message-id": eventData("delivered", "x@y", { message: { headers: { "message-id": "<>" } } }),
+  };
+  const eventsBefore = await count("email_events");
+  for (const [name, data] of Object.entries(cases)) {
+    const { body, signature } = await signedBody(svc.key, data);
+    const response = await post(svc.url, body);
+    assert.equal(response.status, 200, name);
+    assert.equal(svc.logs.at(-1)!.outcome, "unmatched", name);
+    // A re-delivery of the same body is fine; the same signature with another body is a replay.
+    assert.equal((await post(svc.url, body)).status, 200, name);
+    const messageId = newMessageId();
+    const id = await insertRow(svc.sql, "documents", messageId);
+    const forged = await signedBody(svc.key, eventData("complained", messageId), signature);
+    assert.equal((await post(svc.url, forged.body)).status, 401, name);
+    assert.equal(svc.logs.at(-1)!.outcome, "replayed", name);
+    assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT", name);
+  }
+  assert.equal(await count("email_events"), eventsBefore);
 });
 
 Deno.test("bodies that are not JSON get 400", async () => {

@@ -31,6 +31,12 @@ export async function applyEvent(
     await consumeToken(applier, auth, { eventData: parsed.json });
     return { outcome: "ignored", rows: 0 };
   }
+  if (parsed.messageId === null) {
+    // Recognised but matching nothing (a delayed bounce with `message.headers: {}`): Mailgun need not
+    // retry it, and its token is spent, bound to this event-data, like an ignored event's.
+    await consumeToken(applier, auth, { eventData: parsed.json });
+    return { outcome: "unmatched", rows: 0 };
+  }
   const result = await applier.apply({
     token: auth.token,
     bodyHash: null,

@@ -2,10 +2,24 @@ import type { Sql } from "postgres";
 import { applyEvents, type EventRow, type EventRowResult } from "../db/apply_events_query.ts";
 import { classifyError } from "../db/classify_error.ts";
 import { withTimeout } from "../db/with_timeout.ts";
-import { NotAcceptableError, UnavailableError } from "../http/errors.ts";
+import { log } from "../log.ts";
+import { sha256Hex } from "../mailgun/sha256_hex.ts";
+import {
+  DatabaseUnavailableError,
+  DataRefusedError,
+  DeadlineExceededError,
+  LockTimeoutError,
+  QueueFullError,
+} from "./apply_errors.ts";
 
 /** Retries of a statement that hit a deadlock or lost its connection. */
 export const MAX_STATEMENT_ATTEMPTS = 3;
+/**
+ * Lock timeouts one webhook may meet before it is answered 503: the batch's,
+ * then its own statement's (alone, or re-run once when it was alone already).
+ * Two, so that a row briefly held by another instance's batch is not refused at once.
+ */
+export const MAX_LOCK_TIMEOUTS = 2;
 
 /** Tuning of the applier. */
 export interface ApplierOptions {
@@ -15,13 +29,20 @@ export interface ApplierOptions {
   maxInFlight: number;
   /** Bound on one statement, after which the batch answers 503. */
   queryTimeoutMs: number;
+  /** Bound on one row lock wait (PostgreSQL lock_timeout). */
+  lockTimeoutMs: number;
+  /** Bound on the whole wait of one webhook, queue plus statements, from `apply`; past it, 503. */
+  deadlineMs: number;
   /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
   maxQueued: number;
 }
 
 /** Applies signed webhooks to the database, batching concurrent ones. */
 export interface EventApplier {
-  /** Resolves with what the database did, or rejects with an HttpError (503, 406). */
+  /**
+   * Resolves with what the database did, or rejects with a DatabaseUnavailableError
+   * (or a subclass), a DataRefusedError (token spent), or, for a bug, whatever was thrown.
+   */
   apply(row: EventRow): Promise<EventRowResult>;
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void>;
@@ -31,6 +52,9 @@ interface Pending {
   row: EventRow;
   resolve: (result: EventRowResult) => void;
   reject: (error: unknown) => void;
+  enqueuedAt: number;
+  settled: boolean;
+  lockTimeouts: number;
 }
 
 /**
@@ -39,12 +63,31 @@ interface Pending {
  * the next statement, so nothing waits at low load and a burst costs few
  * commits. Each webhook still gets its own outcome. A batch never holds the
  * same token or the same event twice: such a webhook waits for the next one.
+ * When one webhook's row is locked or its data refused, the others of its
+ * batch are written without it.
  */
 export function createEventApplier(sql: Sql, options: ApplierOptions): EventApplier {
   let queue: Pending[] = [];
   let inFlight = 0;
   let scheduled = false;
   let idle: (() => void)[] = [];
+  /** Statements re-run on their own after a lock timeout, outside the `maxInFlight` slots. */
+  let detached = 0;
+
+  function notifyIdle() {
+    if (inFlight === 0 && queue.length === 0 && detached === 0) {
+      for (const resolve of idle) resolve();
+      idle = [];
+    }
+  }
+
+  function detach(work: Promise<void>) {
+    detached++;
+    work.finally(() => {
+      detached--;
+      notifyIdle();
+    });
+  }
 
   function schedule() {
     if (scheduled || queue.length === 0 || inFlight >= options.maxInFlight) return;
@@ -57,14 +100,12 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     scheduled = false;
     while (queue.length > 0 && inFlight < options.maxInFlight) {
       const batch = takeBatch();
+      if (batch.length === 0) continue;
       inFlight++;
       runBatch(batch).finally(() => {
         inFlight--;
         schedule();
-        if (inFlight === 0 && queue.length === 0) {
-          for (const resolve of idle) resolve();
-          idle = [];
-        }
+        notifyIdle();
       });
     }
   }
@@ -75,10 +116,12 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     const tokens = new Set<string>();
     const events = new Set<string>();
     for (const pending of queue) {
-      // Keyed as the trail is: the database keeps timestamps to the microsecond.
-      const eventKey = pending.row.eventId === null
-        ? null
-        : `${pending.row.eventId}\n${Math.round((pending.row.eventTimestamp ?? 0) * 1e6)}`;
+      if (pending.settled) continue;
+      // Keyed by the event id alone: a key with the timestamp would need JavaScript to round
+      // microseconds as PostgreSQL does, and they differ (…268415 vs …268414 for one of Mailgun's
+      // samples), which would let one event into a batch twice. Two events that share an id on
+      // different days merely go in successive batches.
+      const eventKey = pending.row.eventId;
       if (
         batch.length >= options.maxBatch || tokens.has(pending.row.token) ||
         (eventKey !== null && events.has(eventKey))
@@ -95,28 +138,88 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
   }
 
   async function runBatch(batch: Pending[]): Promise<void> {
+    const live = batch.filter((pending) => !pending.settled);
+    if (live.length === 0) return;
     try {
-      const results = await runStatement(batch.map((pending) => pending.row));
-      batch.forEach((pending, i) => pending.resolve(results[i]));
+      const results = await runStatement(live.map((pending) => pending.row));
+      live.forEach((pending, i) => settle(pending, () => pending.resolve(results[i])));
     } catch (error) {
-      if (batch.length > 1 && classifyError(error) === "data") {
-        // One webhook's data broke the statement: write the others one by one.
-        await Promise.all(batch.map((pending) => runBatch([pending])));
+      const kind = classifyError(error);
+      if (kind === "data") {
+        if (live.length > 1) {
+          // One webhook's data broke the statement: write the others one by one.
+          await Promise.all(live.map((pending) => runBatch([pending])));
+        } else {
+          await refuse(live[0], error);
+        }
         return;
       }
-      const failure = toHttpError(error);
-      for (const pending of batch) pending.reject(failure);
+      if (kind === "lock") {
+        for (const pending of live) pending.lockTimeouts++;
+        // Each on its own statement, so that only the locked row's webhook waits again; detached, so
+        // that this batch's slot is free for the webhooks that arrive meanwhile. A lone webhook is
+        // re-run once (the lock may have been another instance's batch); then it is answered 503.
+        const again = live.length > 1 ? live : live.filter((pending) => pending.lockTimeouts < MAX_LOCK_TIMEOUTS);
+        for (const pending of again) detach(runBatch([pending]));
+        if (again.length === live.length) return;
+      }
+      const failure = toApplierError(error, kind);
+      for (const pending of live) {
+        if (kind !== "lock" || pending.lockTimeouts >= MAX_LOCK_TIMEOUTS) {
+          settle(pending, () => pending.reject(failure));
+        }
+      }
+    }
+  }
+
+  /**
+   * The database refused this webhook's data: spend its token, bound to a hash
+   * of the event-data computed here (the database could not read the data to
+   * hash it), so that its signature cannot carry another body; then refuse it.
+   */
+  async function refuse(pending: Pending, cause: unknown): Promise<void> {
+    const row = pending.row;
+    const spend: EventRow = {
+      token: row.token,
+      bodyHash: row.bodyHash ?? sha256Hex(row.eventData ?? ""),
+      signedAt: row.signedAt,
+      type: null,
+      status: null,
+      eventId: null,
+      eventTimestamp: null,
+      messageId: null,
+      recipient: null,
+      severity: null,
+      reason: null,
+      eventData: null,
+    };
+    try {
+      const [result] = await runStatement([spend]);
+      if (!result.accepted) {
+        settle(pending, () => pending.resolve(result));
+        return;
+      }
+      const code = (cause as { code?: unknown }).code;
+      settle(
+        pending,
+        () => pending.reject(new DataRefusedError(`The database refused the event-data (${code}).`, { cause })),
+      );
+    } catch (error) {
+      settle(pending, () => pending.reject(toApplierError(error, classifyError(error))));
     }
   }
 
   async function runStatement(rows: EventRow[]): Promise<EventRowResult[]> {
-    const deadline = Date.now() + options.queryTimeoutMs;
+    // Not cut short at the webhooks' deadlines: they are answered 503 by their own timers, and a
+    // statement that still commits afterwards is harmless (Mailgun's retry is then a duplicate).
+    const timeoutMs = options.queryTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
     for (let attempt = 1;; attempt++) {
       try {
         const result = await withTimeout(
-          applyEvents(sql, rows),
+          applyEvents(sql, rows, options.lockTimeoutMs),
           deadline - Date.now(),
-          () => new UnavailableError(`Database did not answer within ${options.queryTimeoutMs} ms.`),
+          () => new DatabaseUnavailableError(`Database did not answer within ${timeoutMs} ms.`),
         );
         return result.map((row) => ({
           accepted: row.accepted as boolean,
@@ -131,27 +234,76 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     }
   }
 
+  function expire(pending: Pending): void {
+    if (pending.settled) return;
+    const queued = queue.includes(pending);
+    if (queued) queue = queue.filter((other) => other !== pending);
+    const waitedMs = Date.now() - pending.enqueuedAt;
+    log("warn", "webhook deadline exceeded", {
+      event_id: pending.row.eventId ?? undefined,
+      waited_ms: waitedMs,
+      deadline_ms: options.deadlineMs,
+      stage: queued ? "queued" : "statement",
+    });
+    settle(
+      pending,
+      () => pending.reject(new DeadlineExceededError(`Webhook was not written within ${options.deadlineMs} ms.`)),
+    );
+  }
+
   return {
     apply(row) {
       if (queue.length >= options.maxQueued) {
-        return Promise.reject(new UnavailableError("Too many webhooks waiting; retry later."));
+        return Promise.reject(new QueueFullError("Too many webhooks waiting; retry later."));
       }
       return new Promise((resolve, reject) => {
-        queue.push({ row, resolve, reject });
+        const enqueuedAt = Date.now();
+        const timer = setTimeout(() => expire(pending), options.deadlineMs);
+        const pending: Pending = {
+          row,
+          resolve: (result) => {
+            clearTimeout(timer);
+            resolve(result);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+          enqueuedAt,
+          settled: false,
+          lockTimeouts: 0,
+        };
+        queue.push(pending);
         schedule();
       });
     },
     drain() {
-      if (inFlight === 0 && queue.length === 0) return Promise.resolve();
+      if (inFlight === 0 && queue.length === 0 && detached === 0) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));
     },
   };
 }
 
-function toHttpError(error: unknown): Error {
-  if (error instanceof UnavailableError) return error;
-  if (classifyError(error) === "data") {
-    return new NotAcceptableError("event-data cannot be stored by the database.");
+function settle(pending: Pending, action: () => void): void {
+  if (pending.settled) return;
+  pending.settled = true;
+  action();
+}
+
+/**
+ * A database error becomes a DatabaseUnavailableError (or LockTimeoutError)
+ * that keeps it as `cause`; anything without a SQLSTATE or driver code is a
+ * bug and goes up as it is, to be logged with its stack.
+ */
+function toApplierError(error: unknown, kind: ReturnType<typeof classifyError>): unknown {
+  if (error instanceof DatabaseUnavailableError) return error;
+  if (kind === "lock") {
+    return new LockTimeoutError("A row this webhook updates stayed locked by another session; retry later.", {
+      cause: error,
+    });
   }
-  return new UnavailableError("Database is unavailable; retry later.");
+  if (typeof (error as { code?: unknown })?.code === "string") {
+    return new DatabaseUnavailableError("Database is unavailable; retry later.", { cause: error });
+  }
+  return error;
 }

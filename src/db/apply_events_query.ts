@@ -42,8 +42,17 @@ export interface EventRowResult {
  * - a status only climbs the ladder; between events of the same rank the
  *   earliest wins, so the end state does not depend on arrival order.
  * Tokens must be distinct within a batch (ON CONFLICT DO UPDATE touches a row once).
+ *
+ * Row lock waits (a document held `for update` by the API, another instance's
+ * batch) end after `lockTimeoutMs` with 55P03 lock_not_available. It is set
+ * inside the statement (`set_config(..., true)`, local to its transaction)
+ * rather than as a startup parameter, which transaction-mode poolers refuse:
+ * the uncorrelated subquery is an InitPlan, run before `input` yields its
+ * first row, so before anything that could wait on a row. A table lock is
+ * taken before the statement runs: that wait is bounded by the caller's
+ * statement timeout instead.
  */
-export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
+export function applyEvents(sql: Sql, rows: EventRow[], lockTimeoutMs: number): PendingQuery<Row[]> {
   return sql`
     with input as (
       select *
@@ -51,6 +60,7 @@ export function applyEvents(sql: Sql, rows: EventRow[]): PendingQuery<Row[]> {
         n int, token text, body_hash text, signed_at float8, type text, status text, event_id text,
         event_ts float8, message_id text, recipient text, severity text, reason text, event_data jsonb
       )
+      where (select set_config('lock_timeout', ${lockTimeoutMs + "ms"}, true)) is not null
     ),
     consumed as (
       insert into webhook_tokens as t (token, body_hash, signed_at)

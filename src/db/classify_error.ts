@@ -6,6 +6,8 @@ export type ErrorKind =
   | "conflict"
   /** The input itself cannot be stored: retrying the same input cannot help. */
   | "data"
+  /** A row or table stayed locked by another session past lock_timeout (55P03). */
+  | "lock"
   /** Anything else. */
   | "other";
 
@@ -30,5 +32,6 @@ export function classifyError(error: unknown): ErrorKind {
   if (CONNECTION_CODES.has(code) || code.startsWith("08")) return "connection";
   if (code === "40001" || code === "40P01" || code.startsWith("23")) return "conflict";
   if (code.startsWith("22") || code.startsWith("54")) return "data";
+  if (code === "55P03") return "lock";
   return "other";
 }

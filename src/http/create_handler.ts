@@ -77,7 +77,11 @@ function logWebhook(result: WebhookResult, durationMs: number): void {
     signing_key_index: result.keyIndex,
     parent_key: result.parentKey,
     reason: result.status === 200 ? undefined : result.message,
-    error_code: result.errorCode,
+    error_code: result.error?.errorCode,
+    error_message: result.error?.errorMessage,
+    hint: result.error?.hint,
+    bug: result.error?.bug,
+    stack: result.error?.stack,
     duration_ms: Math.round(durationMs * 100) / 100,
   });
 }

@@ -1,3 +1,5 @@
+import { DatabaseUnavailableError, DataRefusedError } from "../apply/apply_errors.ts";
+
 /**
  * The few ways a webhook can fail, each with the status that tells Mailgun
  * what to do next: 406 means "never retry", every other non-200 is retried.
@@ -15,7 +17,9 @@ export type Outcome =
   | "unacceptable"
   | "too_large"
   | "timeout"
-  | "unavailable";
+  | "unavailable"
+  /** A bug (TypeError, ...), not an outage; answered 503 all the same. */
+  | "internal_error";
 
 /** An error that ends a request with a known status. */
 export class HttpError extends Error {
@@ -80,11 +84,61 @@ export function jsonResponse(status: number, body: unknown, headers?: HeadersIni
 }
 
 /**
- * The one place where errors become responses. Anything unexpected becomes a
- * 503: the work is one transaction, so nothing is half-written and Mailgun's
- * retry is safe, whereas a 500 would tell nothing more.
+ * The one place where errors become responses. The applier's errors: the
+ * database refusing the data is a 406 (token spent), the database unable to
+ * do the work now a 503. Anything unexpected (a bug) is a 503 too: the work is
+ * one transaction, so nothing is half-written and Mailgun's retry is safe,
+ * whereas a 500 would tell nothing more.
  */
 export function errorStatus(error: unknown): { status: number; outcome: Outcome; message: string } {
   if (error instanceof HttpError) return { status: error.status, outcome: error.outcome, message: error.message };
-  return { status: 503, outcome: "unavailable", message: "Unexpected error; retry later." };
+  if (error instanceof DataRefusedError) {
+    return { status: 406, outcome: "unacceptable", message: "event-data cannot be stored by the database." };
+  }
+  if (error instanceof DatabaseUnavailableError) return { status: 503, outcome: "unavailable", message: error.message };
+  return { status: 503, outcome: "internal_error", message: "Unexpected error; retry later." };
+}
+
+/** SQLSTATEs of a database whose schema is missing or behind: `deno task migrate` was not run. */
+const SCHEMA_CODES = new Set(["42P01", "42883", "42703"]);
+
+/** What a failed webhook's log line says about its error: the database's code and message, or a bug's stack. */
+export interface ErrorDetails {
+  /** SQLSTATE or driver code (e.g. `55P03`, `ECONNREFUSED`). */
+  errorCode?: string;
+  /** The database's (or driver's) own message. */
+  errorMessage?: string;
+  /** Set for a programming error: its name (TypeError, ...). */
+  bug?: string;
+  stack?: string;
+  /** What an operator should do. */
+  hint?: string;
+}
+
+/**
+ * Finds the database error along the `cause` chain. An error that is neither
+ * an HttpError, an applier error nor a database error is a bug.
+ */
+export function errorDetails(error: unknown): ErrorDetails {
+  if (error instanceof HttpError) return {};
+  if (!(error instanceof DatabaseUnavailableError) && !(error instanceof DataRefusedError)) {
+    const code = (error as { code?: unknown })?.code;
+    if (typeof code === "string") return databaseDetails(error as { code: string; message?: unknown });
+    const bug = error instanceof Error ? error : new Error(String(error));
+    return { bug: bug.name, errorMessage: bug.message, stack: bug.stack };
+  }
+  for (let cause: unknown = error.cause; cause !== undefined && cause !== null; cause = (cause as Error).cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string") return databaseDetails(cause as { code: string; message?: unknown });
+    if (!(cause instanceof Error)) break;
+  }
+  return {};
+}
+
+function databaseDetails(error: { code: string; message?: unknown }): ErrorDetails {
+  return {
+    errorCode: error.code,
+    errorMessage: typeof error.message === "string" ? error.message : undefined,
+    hint: SCHEMA_CODES.has(error.code) ? "The database schema is missing or old: run `deno task migrate`." : undefined,
+  };
 }

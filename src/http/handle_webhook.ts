@@ -9,7 +9,7 @@ import {
   type VerifiedSignature,
   verifySignature,
 } from "../mailgun/verify_signature.ts";
-import { errorStatus, NotAcceptableError, type Outcome, UnauthorizedError } from "./errors.ts";
+import { type ErrorDetails, errorDetails, errorStatus, NotAcceptableError, type Outcome } from "./errors.ts";
 import { readBody } from "./read_body.ts";
 
 /** What the webhook endpoint needs. */
@@ -35,8 +35,8 @@ export interface WebhookResult {
   keyIndex?: number;
   /** True when the subaccount's parent-signature verified. */
   parentKey?: boolean;
-  /** The code of an unexpected error, for the log. */
-  errorCode?: string;
+  /** For the log: the database error's code and message, or a bug's name and stack. */
+  error?: ErrorDetails;
 }
 
 type Context = Pick<WebhookResult, "eventId" | "event" | "keyIndex" | "parentKey">;
@@ -48,8 +48,8 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
     return await processWebhook(request, deps, context);
   } catch (error) {
     const { status, outcome, message } = errorStatus(error);
-    const code = (error as { code?: unknown })?.code;
-    return { ...context, status, outcome, message, errorCode: typeof code === "string" ? code : undefined };
+    const details = errorDetails(error);
+    return { ...context, status, outcome, message, error: Object.keys(details).length > 0 ? details : undefined };
   }
 }
 
@@ -74,18 +74,10 @@ async function processWebhook(request: Request, deps: WebhookDeps, context: Cont
   return { ...context, status: 200, outcome, rows };
 }
 
-/** The account's own signature, or else (when configured) the parent account's `parent-signature`. */
+/** The account's own signature, or else (when parent keys are configured) the block's `parent-signature`. */
 function verifyBody(body: WebhookBody, deps: WebhookDeps, context: Context): VerifiedSignature {
-  try {
-    const signature = verifySignature(body.signature, deps.signingKeys, deps.window);
-    context.keyIndex = signature.keyIndex;
-    return signature;
-  } catch (error) {
-    if (!(error instanceof UnauthorizedError) || deps.parentSigningKeys.length === 0) throw error;
-    if (body.parentSignature === undefined) throw error;
-    const signature = verifySignature(body.parentSignature, deps.parentSigningKeys, deps.window);
-    context.keyIndex = signature.keyIndex;
-    context.parentKey = true;
-    return signature;
-  }
+  const signature = verifySignature(body.signature, deps.signingKeys, deps.window, undefined, deps.parentSigningKeys);
+  context.keyIndex = signature.keyIndex;
+  if (signature.parent) context.parentKey = true;
+  return signature;
 }

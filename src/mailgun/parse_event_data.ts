@@ -24,8 +24,11 @@ export interface ParsedEvent {
   effect: EventEffect | null;
   /** Seconds, with a fraction. Set when `effect` is. */
   timestamp: number;
-  /** The Message-ID without angle brackets. Set when `effect` is. */
-  messageId: string;
+  /**
+   * The Message-ID without angle brackets; null when a tracked event has none
+   * (a delayed bounce may come with `message.headers: {}`): it matches no row.
+   */
+  messageId: string | null;
   recipient: string | null;
   severity: string | null;
   reason: string | null;
@@ -46,9 +49,10 @@ const trackedSchema = z.looseObject({
   recipient: optionalText,
   severity: optionalText,
   reason: optionalText,
+  // Absent, null or empty: the event matches nothing (200 unmatched); any other non-string is malformed.
   message: z.looseObject({
-    headers: z.looseObject({ "message-id": z.string().min(1).max(998) }),
-  }),
+    headers: z.looseObject({ "message-id": z.string().max(998).nullish() }).nullish(),
+  }).nullish(),
 });
 
 /**
@@ -80,18 +84,18 @@ export function parseEventData(eventData: unknown): ParsedEvent {
     throw new NotAcceptableError(`event-data is unusable: ${(error as Error).message}`);
   }
   if (effect === null) {
-    return { event, id, effect, timestamp: 0, messageId: "", recipient: null, severity: null, reason: null, json };
+    return { event, id, effect, timestamp: 0, messageId: null, recipient: null, severity: null, reason: null, json };
   }
   const tracked = trackedSchema.safeParse(eventData);
   if (!tracked.success) throw new NotAcceptableError(`event-data is unusable: ${describe(tracked.error)}`);
-  const messageId = bareMessageId(tracked.data.message.headers["message-id"]);
-  if (messageId === "") throw new NotAcceptableError("event-data is unusable: message-id is empty.");
+  // The timestamp is checked even so: without it an event could not be ordered or told from a re-delivery.
+  const messageId = bareMessageId(tracked.data.message?.headers?.["message-id"] ?? "");
   return {
     event,
     id,
     effect,
     timestamp: tracked.data.timestamp,
-    messageId,
+    messageId: messageId === "" ? null : messageId,
     recipient: tracked.data.recipient,
     severity: tracked.data.severity,
     reason: tracked.data.reason,

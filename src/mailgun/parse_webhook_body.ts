@@ -2,10 +2,9 @@ import { BadRequestError } from "../http/errors.ts";
 
 /** The two parts of a Mailgun webhook body, not yet checked. */
 export interface WebhookBody {
+  /** Subaccount events carry `parent-signature` inside this block. */
   signature: unknown;
   eventData: unknown;
-  /** Subaccount events also carry the parent account's signature. */
-  parentSignature: unknown;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -19,12 +18,11 @@ export function parseWebhookBody(bytes: Uint8Array): WebhookBody {
     throw new BadRequestError("Body is not JSON.");
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return { signature: undefined, eventData: undefined, parentSignature: undefined };
+    return { signature: undefined, eventData: undefined };
   }
   const record = parsed as Record<string, unknown>;
   return {
     signature: record["signature"],
     eventData: record["event-data"],
-    parentSignature: record["parent-signature"],
   };
 }

@@ -23,6 +23,8 @@ export interface VerifiedSignature {
   token: string;
   /** Which configured key matched, by position (never its value). */
   keyIndex: number;
+  /** True when it was the subaccount's `parent-signature` that matched a parent key. */
+  parent: boolean;
 }
 
 /** A signing key, imported once. */
@@ -41,18 +43,22 @@ export function importSigningKeys(keys: string[]): SigningKey[] {
 /**
  * Checks a Mailgun signature block: shape, timestamp window, then
  * `hex(HMAC-SHA256(key, timestamp + token))` against every key in turn.
- * Throws an {@link UnauthorizedError} with the precise reason.
+ * Subaccount events carry, inside the same block, `parent-signature`: the same
+ * HMAC over the same timestamp and token made with the parent account's key;
+ * it is tried against `parentKeys` when the block's own signature matches none
+ * of `keys`. Throws an {@link UnauthorizedError} with the precise reason.
  */
 export function verifySignature(
   block: unknown,
   keys: SigningKey[],
   window: SignatureWindow,
   nowSeconds: number = Date.now() / 1000,
+  parentKeys: SigningKey[] = [],
 ): VerifiedSignature {
   if (typeof block !== "object" || block === null || Array.isArray(block)) {
     throw new UnauthorizedError("Signature block is missing.");
   }
-  const { timestamp, token, signature } = block as Record<string, unknown>;
+  const { timestamp, token, signature, "parent-signature": parentSignature } = block as Record<string, unknown>;
   const timestampText = typeof timestamp === "number" && Number.isSafeInteger(timestamp)
     ? String(timestamp)
     : timestamp;
@@ -62,7 +68,11 @@ export function verifySignature(
   if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) {
     throw new UnauthorizedError("Signature token is missing or malformed.");
   }
-  if (typeof signature !== "string" || !SIGNATURE_PATTERN.test(signature)) {
+  const ownValid = typeof signature === "string" && SIGNATURE_PATTERN.test(signature);
+  // A parent-signature only counts where parent keys are configured; otherwise it is ignored.
+  const parentValid = parentKeys.length > 0 && typeof parentSignature === "string" &&
+    SIGNATURE_PATTERN.test(parentSignature);
+  if (!ownValid && !parentValid) {
     throw new UnauthorizedError("Signature is missing or not 64 hex characters.");
   }
   const signedAt = Number(timestampText);
@@ -72,11 +82,27 @@ export function verifySignature(
   if (signedAt > nowSeconds + window.maxFutureSeconds) {
     throw new UnauthorizedError(`Signature timestamp is more than ${window.maxFutureSeconds} s in the future.`);
   }
-  const signatureBytes = fromHex(signature);
   const signedData = timestampText + token;
+  if (ownValid) {
+    const keyIndex = matchingKey(fromHex(signature as string), keys, signedData);
+    if (keyIndex >= 0) return { timestamp: signedAt, token, keyIndex, parent: false };
+  }
+  if (parentValid) {
+    const keyIndex = matchingKey(fromHex(parentSignature as string), parentKeys, signedData);
+    if (keyIndex >= 0) return { timestamp: signedAt, token, keyIndex, parent: true };
+  }
+  throw new UnauthorizedError(
+    parentKeys.length > 0
+      ? "Neither signature nor parent-signature matches any configured signing key."
+      : "Signature does not match any configured signing key.",
+  );
+}
+
+/** The position of the key whose HMAC of `signedData` equals `signature` (constant-time compare), or -1. */
+function matchingKey(signature: Uint8Array, keys: SigningKey[], signedData: string): number {
   for (let keyIndex = 0; keyIndex < keys.length; keyIndex++) {
     const expected = createHmac("sha256", keys[keyIndex]).update(signedData).digest();
-    if (timingSafeEqual(expected, signatureBytes)) return { timestamp: signedAt, token, keyIndex };
+    if (timingSafeEqual(expected, signature)) return keyIndex;
   }
-  throw new UnauthorizedError("Signature does not match any configured signing key.");
+  return -1;
 }

@@ -1,8 +1,9 @@
-import { DEFAULT_BATCH_QUEUE_MAX } from "../config.ts";
+import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config.ts";
 import type { Sql } from "postgres";
 import { applyEvent } from "../apply/apply_event.ts";
 import { createEventApplier, type EventApplier } from "../apply/event_applier.ts";
 import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
+import { DataRefusedError } from "../apply/apply_errors.ts";
 import { NotAcceptableError } from "../http/errors.ts";
 import { bareMessageId, parseEventData } from "../mailgun/parse_event_data.ts";
 import { sha256Hex } from "../mailgun/sha256_hex.ts";
@@ -108,6 +109,9 @@ export async function reconcile(
     maxBatch: 64,
     maxInFlight: 1,
     queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
+    lockTimeoutMs: DEFAULT_DB_LOCK_TIMEOUT_MS,
+    // A tool has no caller that gives up: the statement timeout alone bounds it.
+    deadlineMs: 10 * (options.queryTimeoutMs ?? 10_000),
     maxQueued: DEFAULT_BATCH_QUEUE_MAX,
   });
   try {
@@ -158,7 +162,7 @@ async function applyOne(
     const { outcome } = await applyEvent(applier, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
     return outcome === "duplicate" ? "duplicates" : outcome;
   } catch (error) {
-    if (error instanceof NotAcceptableError) return "unusable";
+    if (error instanceof NotAcceptableError || error instanceof DataRefusedError) return "unusable";
     throw error;
   }
 }
