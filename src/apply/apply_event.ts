@@ -1,4 +1,4 @@
-import type { EventRow } from "../db/apply_events_query.ts";
+import { tokenOnlyRow } from "../db/apply_events_query.ts";
 import { UnauthorizedError } from "../http/errors.ts";
 import type { ParsedEvent } from "../mailgun/parse_event_data.ts";
 import type { EventApplier } from "./event_applier.ts";
@@ -66,20 +66,7 @@ export async function consumeToken(
   auth: Authorisation,
   body: { eventData: string } | { bodyHash: string },
 ): Promise<void> {
-  const row: EventRow = {
-    token: auth.token,
-    bodyHash: "bodyHash" in body ? body.bodyHash : null,
-    signedAt: auth.signedAt,
-    type: null,
-    status: null,
-    eventId: null,
-    eventTimestamp: null,
-    messageId: null,
-    recipient: null,
-    severity: null,
-    reason: null,
-    eventData: "eventData" in body ? body.eventData : null,
-  };
+  const row = tokenOnlyRow(auth.token, auth.signedAt, body);
   if (!(await applier.apply(row)).accepted) throw replayedError();
 }
 

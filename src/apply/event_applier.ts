@@ -1,5 +1,5 @@
 import type { Sql } from "postgres";
-import { applyEvents, type EventRow, type EventRowResult } from "../db/apply_events_query.ts";
+import { applyEvents, type EventRow, type EventRowResult, tokenOnlyRow } from "../db/apply_events_query.ts";
 import { classifyError } from "../db/classify_error.ts";
 import { withTimeout } from "../db/with_timeout.ts";
 import { log } from "../log.ts";
@@ -179,20 +179,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
    */
   async function refuse(pending: Pending, cause: unknown): Promise<void> {
     const row = pending.row;
-    const spend: EventRow = {
-      token: row.token,
-      bodyHash: row.bodyHash ?? sha256Hex(row.eventData ?? ""),
-      signedAt: row.signedAt,
-      type: null,
-      status: null,
-      eventId: null,
-      eventTimestamp: null,
-      messageId: null,
-      recipient: null,
-      severity: null,
-      reason: null,
-      eventData: null,
-    };
+    const spend = tokenOnlyRow(row.token, row.signedAt, { bodyHash: row.bodyHash ?? sha256Hex(row.eventData ?? "") });
     try {
       const [result] = await runStatement([spend]);
       if (!result.accepted) {

@@ -22,6 +22,31 @@ export interface EventRow {
   eventData: string | null;
 }
 
+/**
+ * A row that only spends a token: bound to `bodyHash` (SHA-256 hex) when given,
+ * else to the hash the database makes of `eventData`.
+ */
+export function tokenOnlyRow(
+  token: string,
+  signedAt: number,
+  binding: { bodyHash: string } | { eventData: string },
+): EventRow {
+  return {
+    token,
+    bodyHash: "bodyHash" in binding ? binding.bodyHash : null,
+    signedAt,
+    type: null,
+    status: null,
+    eventId: null,
+    eventTimestamp: null,
+    messageId: null,
+    recipient: null,
+    severity: null,
+    reason: null,
+    eventData: "eventData" in binding ? binding.eventData : null,
+  };
+}
+
 /** What the statement did for one {@link EventRow}, in input order. */
 export interface EventRowResult {
   /** False when the token was already used with another body. */
