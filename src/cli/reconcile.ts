@@ -1,14 +1,18 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
 import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
 import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts";
+import { createMailgunLogsClient } from "../reconcile/mailgun_logs_client.ts";
 import { reconcile, type ReconcileSummary } from "../reconcile/reconcile.ts";
 import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
 
-const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 1000]
+const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 10000] [--api logs|events] [--dry-run]
 
-Asks Mailgun (Events API) for the events of documents and tenants still SENT, or with no event at all,
-sent between --min-age and --max-age ago, and applies what it finds exactly as the webhook would.
+Reads Mailgun's delivered, failed and complained events of the window in which the documents and tenants
+without a final status were sent (between --min-age and --max-age ago), page by page, and applies those
+of these rows exactly as the webhook would. --api events uses Mailgun's deprecated Events API instead of
+its Logs API; --dry-run reports what would be applied and writes nothing.
 Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu.`;
 
 /** `deno task reconcile`: repairs what Mailgun never delivered. Exits non-zero on any failure. */
@@ -21,6 +25,8 @@ async function main(args: string[]): Promise<number> {
         "min-age": { type: "string" },
         "max-age": { type: "string" },
         limit: { type: "string" },
+        api: { type: "string" },
+        "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -38,6 +44,7 @@ async function main(args: string[]): Promise<number> {
       minAge: parsed.values["min-age"],
       maxAge: parsed.values["max-age"],
       limit: parsed.values.limit,
+      api: parsed.values.api,
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -45,18 +52,16 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   let retries = 0;
-  const mailgun = createMailgunEventsClient({
-    baseUrl: config.baseUrl,
-    apiKey: config.apiKey,
-    domain: config.domain,
-    backoff: {
-      ...config.backoff,
-      onRetry(reason, delayMs) {
-        retries++;
-        console.log(`  Mailgun answered ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
-      },
+  const backoff: BackoffOptions = {
+    ...config.backoff,
+    onRetry(reason, delayMs) {
+      retries++;
+      console.log(`  Mailgun answered ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
     },
-  });
+  };
+  const client = { baseUrl: config.baseUrl, apiKey: config.apiKey, domain: config.domain, backoff };
+  const mailgun = config.api === "events" ? createMailgunEventsClient(client) : createMailgunLogsClient(client);
+  const dryRun = parsed.values["dry-run"] === true;
   let db;
   try {
     db = await openToolDatabase(databaseUrlFromEnv());
@@ -64,31 +69,41 @@ async function main(args: string[]): Promise<number> {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
     return 1;
   }
-  console.log(`Reconciling ${db.description} with Mailgun's Events API (${config.baseUrl}, domain ${config.domain})`);
   console.log(
-    `  rows still SENT or without events, sent between ${ago(config.minAgeMs)} and ${ago(config.maxAgeMs)} ago`,
+    `Reconciling ${db.description} with Mailgun's ${mailgun.name} (${config.baseUrl}, domain ${config.domain})` +
+      (dryRun ? ": dry run, nothing is written" : ""),
+  );
+  console.log(
+    `  rows without a final status, sent between ${ago(config.minAgeMs)} and ${ago(config.maxAgeMs)} ago`,
   );
   let summary: ReconcileSummary;
   try {
-    summary = await reconcile(db.sql, mailgun, config, (line) => console.log(line));
+    summary = await reconcile(db.sql, mailgun, { ...config, dryRun }, (line) => console.log(line));
   } catch (error) {
     console.error(`Reconcile failed: ${(error as Error).message}`);
     return 1;
   } finally {
     await db.close();
   }
-  printSummary(summary, retries);
+  printSummary(summary, retries, dryRun);
   return summary.failed > 0 ? 1 : 0;
 }
 
-function printSummary(summary: ReconcileSummary, retries: number): void {
+function printSummary(summary: ReconcileSummary, retries: number, dryRun: boolean): void {
   const skipped = summary.tooRecent + summary.tooOld;
   console.log(
     `Rows checked: ${summary.rowsChecked} (${summary.messageIds} message ids)` +
       (skipped > 0 ? `, skipped: ${summary.tooRecent} too recent, ${summary.tooOld} too old` : ""),
   );
+  if (summary.window !== undefined) {
+    console.log(
+      `Window: ${summary.window.begin.toISOString()} to ${summary.window.end.toISOString()}, ` +
+        `${summary.eventsScanned} events read in ${summary.requests} requests`,
+    );
+  }
   console.log(
-    `Events found: ${summary.eventsFound}, applied: ${summary.applied}, duplicates skipped: ${summary.duplicates}` +
+    `Events found: ${summary.eventsFound}, ${dryRun ? "to apply" : "applied"}: ${summary.applied}, ` +
+      `duplicates skipped: ${summary.duplicates}` +
       (summary.unmatched + summary.ignored + summary.unusable > 0
         ? `, unmatched: ${summary.unmatched}, ignored: ${summary.ignored}, unusable: ${summary.unusable}`
         : ""),

@@ -10,30 +10,37 @@ export interface UnsettledRow {
 }
 
 /**
- * Documents and tenants with a message id that are still `SENT` (or have no
- * status), or that have no event at all in the audit trail, at most `limit`
- * of them, oldest ids first.
+ * One page of the documents or tenants with a message id whose email has no
+ * final status yet (no status, `SENT`, or a status of the API's own outside
+ * the ladder), ids above `afterId` in ascending order, at most `limit`.
+ * Rows with a final status (DELIVERED, FAILED, COMPLAINED) are settled: a
+ * later event may still come, but a lost webhook cannot have left them
+ * behind. The predicate is the one of the partial indexes of migration
+ * 0006, word for word, so that the query reads only unsettled rows.
  */
-export async function findUnsettledRows(sql: Sql, limit: number): Promise<UnsettledRow[]> {
-  const rows = await sql`
-    select * from (
-      select 'documents' as table_name, d.id, d.email_message_id, d.email_status
-      from documents d
-      where nullif(btrim(d.email_message_id, ' <>'), '') is not null
-        and (d.email_status is null or d.email_status = 'SENT'
-             or not exists (select 1 from email_events e where e.document_id = d.id))
-      union all
-      select 'tenants', t.id, t.email_message_id, t.email_status
-      from tenants t
-      where nullif(btrim(t.email_message_id, ' <>'), '') is not null
-        and (t.email_status is null or t.email_status = 'SENT'
-             or not exists (select 1 from email_events e where e.tenant_id = t.id))
-    ) unsettled
-    order by id, table_name
-    limit ${limit}
-  `;
+export async function findUnsettledRows(
+  sql: Sql,
+  table: "documents" | "tenants",
+  afterId: number,
+  limit: number,
+): Promise<UnsettledRow[]> {
+  const rows = table === "documents"
+    ? await sql`
+      select id, email_message_id, email_status from documents
+      where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+        and id > ${afterId}
+      order by id
+      limit ${limit}
+    `
+    : await sql`
+      select id, email_message_id, email_status from tenants
+      where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+        and id > ${afterId}
+      order by id
+      limit ${limit}
+    `;
   return rows.map((row) => ({
-    table: row.table_name as "documents" | "tenants",
+    table,
     id: Number(row.id),
     messageId: row.email_message_id as string,
     status: row.email_status as string | null,

@@ -10,6 +10,8 @@ export interface BackoffOptions {
   timeoutMs: number;
   /** Told before each wait (for the summary). */
   onRetry?: (reason: string, delayMs: number) => void;
+  /** Told before each attempt (to count the requests a run makes). */
+  onAttempt?: () => void;
 }
 
 /**
@@ -22,6 +24,7 @@ export async function fetchWithBackoff(url: string, init: RequestInit, options: 
   for (let attempt = 1;; attempt++) {
     let response: Response | undefined;
     let failure: unknown;
+    options.onAttempt?.();
     try {
       response = await fetch(url, { ...init, signal: AbortSignal.timeout(options.timeoutMs) });
     } catch (error) {

@@ -3,33 +3,40 @@ import type { Sql } from "postgres";
 import { applyEvent } from "../apply/apply_event.ts";
 import { createEventApplier, type EventApplier } from "../apply/event_applier.ts";
 import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
+import { isEventRecorded } from "../db/find_recorded_event_query.ts";
 import { DataRefusedError } from "../apply/apply_errors.ts";
 import { NotAcceptableError } from "../http/errors.ts";
-import { bareMessageId, parseEventData } from "../mailgun/parse_event_data.ts";
+import { bareMessageId, type ParsedEvent, parseEventData } from "../mailgun/parse_event_data.ts";
 import { sha256Hex } from "../mailgun/sha256_hex.ts";
-import { MailgunApiError, type MailgunEventsClient } from "./mailgun_events_client.ts";
+import type { MailgunEventSource } from "./mailgun_event_source.ts";
+import { MailgunApiError } from "./reconcile_errors.ts";
 import { messageSentAt } from "./message_sent_at.ts";
 
 /** Events may be stamped a little before the send time Mailgun put in the Message-ID. */
 const CLOCK_MARGIN_MS = 5 * 60 * 1000;
 
-/** Which rows to ask about. */
+/** Unsettled rows read from the database per query. */
+const ROWS_PAGE = 1000;
+
+/** Which rows to look at, and whether to write. */
 export interface ReconcileOptions {
   /** Rows sent more recently are left to the webhook. */
   minAgeMs: number;
   /** Rows sent longer ago are past Mailgun's retention. */
   maxAgeMs: number;
-  /** Most rows looked at. */
+  /** Most rows held in memory and matched in one run (the bound on its memory). */
   limit: number;
   /** Bound on one database statement. */
   queryTimeoutMs?: number;
+  /** Report what would be applied; write nothing. */
+  dryRun?: boolean;
 }
 
 /** What a run did. */
 export interface ReconcileSummary {
-  /** Rows whose message ids were asked about. */
+  /** Rows matched against Mailgun's events. */
   rowsChecked: number;
-  /** Distinct message ids asked about. */
+  /** Distinct message ids among them. */
   messageIds: number;
   /** Rows sent less than the minimum age ago, left alone. */
   tooRecent: number;
@@ -37,8 +44,15 @@ export interface ReconcileSummary {
   tooOld: number;
   /** True when the limit cut the list of rows short. */
   limited: boolean;
+  /** The window read from Mailgun (undefined when there was nothing to look for). */
+  window?: { begin: Date; end: Date };
+  /** Events Mailgun answered for the window, of every message of the domain. */
+  eventsScanned: number;
+  /** Requests sent to Mailgun, retries included. */
+  requests: number;
+  /** Events of the rows checked. */
   eventsFound: number;
-  /** Events that added a trail entry (and maybe moved a status). */
+  /** Events that added a trail entry (in a dry run: that would). */
   applied: number;
   /** Events already in the trail (by webhook or an earlier run): skipped. */
   duplicates: number;
@@ -48,23 +62,32 @@ export interface ReconcileSummary {
   ignored: number;
   /** Events Mailgun answered that can never be used. */
   unusable: number;
-  /** Message ids Mailgun has no events for. */
+  /** Message ids Mailgun has no events for in the window. */
   unknownToMailgun: number;
-  /** Message ids whose lookup failed (the run exits non-zero). */
+  /** Failed scans (the run exits non-zero; what was applied before stays). */
   failed: number;
 }
 
+interface MessageGroup {
+  rows: UnsettledRow[];
+  applied: number;
+  duplicates: number;
+  other: number;
+}
+
 /**
- * Finds the rows whose final event may never have arrived, asks Mailgun for
- * the events of their message ids, and applies each one exactly as the
- * webhook does (parseEventData, then applyEvent in one statement), under a
+ * Finds the rows whose final event may never have arrived (at most
+ * `limit`, held in memory), reads Mailgun's events of the window that
+ * covers them page by page (one scan for all rows, whatever their number),
+ * keeps the events of those rows, and applies each one exactly as the
+ * webhook does (parseEventData, then applyEvent in one statement) under a
  * token derived from the event itself. So a re-run, or an event that also
- * came by webhook, is recognised by the trail's key and never applied twice.
- * Stops at the first fatal error (wrong API key, database down).
+ * came by webhook, is recognised by the trail's key and never applied
+ * twice. Stops at the first fatal error (wrong API key, database down).
  */
 export async function reconcile(
   sql: Sql,
-  mailgun: MailgunEventsClient,
+  mailgun: MailgunEventSource,
   options: ReconcileOptions,
   report: (line: string) => void = () => {},
 ): Promise<ReconcileSummary> {
@@ -74,6 +97,8 @@ export async function reconcile(
     tooRecent: 0,
     tooOld: 0,
     limited: false,
+    eventsScanned: 0,
+    requests: 0,
     eventsFound: 0,
     applied: 0,
     duplicates: 0,
@@ -84,28 +109,94 @@ export async function reconcile(
     failed: 0,
   };
   const now = new Date();
-  const rows = await findUnsettledRows(sql, options.limit);
-  summary.limited = rows.length === options.limit;
-  const byMessage = new Map<string, { rows: UnsettledRow[]; sentAt?: Date }>();
-  for (const row of rows) {
-    const sentAt = messageSentAt(row.messageId);
-    const age = sentAt === undefined ? undefined : now.getTime() - sentAt.getTime();
-    if (age !== undefined && age < options.minAgeMs) {
-      summary.tooRecent++;
-      continue;
+  const { groups, oldestSentAt } = await collectRows(sql, now, options, summary);
+  summary.messageIds = groups.size;
+  if (groups.size === 0) return summary;
+
+  const earliest = now.getTime() - options.maxAgeMs;
+  const begin = new Date(Math.max(earliest, (oldestSentAt ?? earliest) - CLOCK_MARGIN_MS));
+  summary.window = { begin, end: now };
+  const applier = options.dryRun ? undefined : createApplier(sql, options);
+  const requestsBefore = mailgun.requests;
+  try {
+    for await (const page of mailgun.scan(begin, now)) {
+      summary.eventsScanned += page.length;
+      for (const item of page) {
+        const group = groups.get(itemMessageId(item));
+        if (group === undefined) continue;
+        summary.eventsFound++;
+        const outcome = applier === undefined
+          ? await wouldApply(sql, item, group)
+          : await applyOne(applier, item);
+        summary[outcome]++;
+        if (outcome === "applied") group.applied++;
+        else if (outcome === "duplicates") group.duplicates++;
+        else group.other++;
+      }
     }
-    if (age !== undefined && age > options.maxAgeMs) {
-      summary.tooOld++;
-      continue;
-    }
-    summary.rowsChecked++;
-    const key = bareMessageId(row.messageId);
-    const group = byMessage.get(key) ?? { rows: [], sentAt };
-    group.rows.push(row);
-    byMessage.set(key, group);
+  } catch (error) {
+    if (!(error instanceof MailgunApiError) || error.fatal) throw error;
+    summary.failed++;
+    report(`  FAILED reading Mailgun's ${mailgun.name}: ${error.message}`);
+  } finally {
+    await applier?.drain();
+    summary.requests = mailgun.requests - requestsBefore;
   }
-  summary.messageIds = byMessage.size;
-  const applier = createEventApplier(sql, {
+  reportGroups(groups, summary, options.dryRun === true, report);
+  return summary;
+}
+
+/**
+ * The unsettled rows sent inside the age window, by bare message id, read a
+ * page at a time (rows outside the window are passed over, not kept), until
+ * `limit` rows are held.
+ */
+async function collectRows(
+  sql: Sql,
+  now: Date,
+  options: ReconcileOptions,
+  summary: ReconcileSummary,
+): Promise<{ groups: Map<string, MessageGroup>; oldestSentAt?: number }> {
+  const groups = new Map<string, MessageGroup>();
+  let oldestSentAt: number | undefined;
+  let undated = false;
+  for (const table of ["documents", "tenants"] as const) {
+    let afterId = 0;
+    while (summary.rowsChecked < options.limit) {
+      const rows = await findUnsettledRows(sql, table, afterId, ROWS_PAGE);
+      for (const row of rows) {
+        afterId = row.id;
+        if (summary.rowsChecked >= options.limit) {
+          summary.limited = true;
+          break;
+        }
+        const sentAt = messageSentAt(row.messageId)?.getTime();
+        const age = sentAt === undefined ? undefined : now.getTime() - sentAt;
+        if (age !== undefined && age < options.minAgeMs) {
+          summary.tooRecent++;
+          continue;
+        }
+        if (age !== undefined && age > options.maxAgeMs) {
+          summary.tooOld++;
+          continue;
+        }
+        summary.rowsChecked++;
+        if (sentAt === undefined) undated = true;
+        else oldestSentAt = Math.min(oldestSentAt ?? sentAt, sentAt);
+        const key = bareMessageId(row.messageId);
+        const group = groups.get(key) ?? { rows: [], applied: 0, duplicates: 0, other: 0 };
+        group.rows.push(row);
+        groups.set(key, group);
+      }
+      if (rows.length < ROWS_PAGE) break;
+    }
+  }
+  // A row whose message id carries no send time is looked for over the whole retention.
+  return { groups, oldestSentAt: undated ? undefined : oldestSentAt };
+}
+
+function createApplier(sql: Sql, options: ReconcileOptions): EventApplier {
+  return createEventApplier(sql, {
     maxBatch: 64,
     maxInFlight: 1,
     queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
@@ -114,55 +205,69 @@ export async function reconcile(
     deadlineMs: 10 * (options.queryTimeoutMs ?? 10_000),
     maxQueued: DEFAULT_BATCH_QUEUE_MAX,
   });
-  try {
-    for (const [messageId, group] of byMessage) {
-      const oldest = now.getTime() - options.maxAgeMs;
-      const begin = new Date(Math.max(oldest, (group.sentAt?.getTime() ?? oldest) - CLOCK_MARGIN_MS));
-      const counts = { found: 0, applied: 0, duplicates: 0, other: 0 };
-      const label = `${messageId} (${group.rows.map((row) => `${row.table} ${row.id}`).join(", ")})`;
-      try {
-        for await (const item of mailgun.eventsFor(messageId, begin, now)) {
-          counts.found++;
-          summary.eventsFound++;
-          const outcome = await applyOne(applier, item);
-          summary[outcome]++;
-          if (outcome === "applied") counts.applied++;
-          else if (outcome === "duplicates") counts.duplicates++;
-          else counts.other++;
-        }
-      } catch (error) {
-        if (!(error instanceof MailgunApiError) || error.fatal) throw error;
-        summary.failed++;
-        report(`  ${label}: FAILED, ${error.message}`);
-        continue;
-      }
-      if (counts.found === 0) {
-        summary.unknownToMailgun++;
-        report(`  ${label}: Mailgun has no events for it`);
-        continue;
-      }
-      const parts = [`${counts.applied} applied`, `${counts.duplicates} already recorded`];
-      if (counts.other > 0) parts.push(`${counts.other} not applicable`);
-      report(`  ${label}: ${counts.found} event${counts.found === 1 ? "" : "s"}, ${parts.join(", ")}`);
-    }
-  } finally {
-    await applier.drain();
-  }
-  return summary;
 }
 
-async function applyOne(
-  applier: EventApplier,
-  item: Record<string, unknown>,
-): Promise<"applied" | "duplicates" | "unmatched" | "ignored" | "unusable"> {
+function reportGroups(
+  groups: Map<string, MessageGroup>,
+  summary: ReconcileSummary,
+  dryRun: boolean,
+  report: (line: string) => void,
+): void {
+  for (const [messageId, group] of groups) {
+    const label = `${messageId} (${group.rows.map((row) => `${row.table} ${row.id}`).join(", ")})`;
+    const found = group.applied + group.duplicates + group.other;
+    if (found === 0) {
+      if (summary.failed === 0) {
+        summary.unknownToMailgun++;
+        report(`  ${label}: Mailgun has no events for it`);
+      }
+      continue;
+    }
+    const parts = [`${group.applied} ${dryRun ? "to apply" : "applied"}`, `${group.duplicates} already recorded`];
+    if (group.other > 0) parts.push(`${group.other} not applicable`);
+    report(`  ${label}: ${found} event${found === 1 ? "" : "s"}, ${parts.join(", ")}`);
+  }
+}
+
+function itemMessageId(item: Record<string, unknown>): string {
+  const headers = (item.message as { headers?: Record<string, unknown> } | undefined)?.headers;
+  const value = headers?.["message-id"];
+  return typeof value === "string" ? bareMessageId(value) : "";
+}
+
+type Outcome = "applied" | "duplicates" | "unmatched" | "ignored" | "unusable";
+
+async function applyOne(applier: EventApplier, item: Record<string, unknown>): Promise<Outcome> {
+  const parsed = parse(item);
+  if (parsed === undefined) return "unusable";
   try {
-    const parsed = parseEventData(item);
     // Deterministic: the same event always brings the same token, bound to the same body.
-    const token = `reconcile-${await sha256Hex(parsed.json)}`;
+    const token = `reconcile-${sha256Hex(parsed.json)}`;
     const { outcome } = await applyEvent(applier, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
     return outcome === "duplicate" ? "duplicates" : outcome;
   } catch (error) {
-    if (error instanceof NotAcceptableError || error instanceof DataRefusedError) return "unusable";
+    if (error instanceof DataRefusedError) return "unusable";
+    throw error;
+  }
+}
+
+/** The dry run's answer: what applyOne would do for the rows held, read from the trail. */
+async function wouldApply(sql: Sql, item: Record<string, unknown>, group: MessageGroup): Promise<Outcome> {
+  const parsed = parse(item);
+  if (parsed === undefined) return "unusable";
+  if (parsed.effect === null) return "ignored";
+  const recorded = await isEventRecorded(sql, parsed.id, parsed.timestamp, {
+    documentIds: group.rows.filter((row) => row.table === "documents").map((row) => row.id),
+    tenantIds: group.rows.filter((row) => row.table === "tenants").map((row) => row.id),
+  });
+  return recorded ? "duplicates" : "applied";
+}
+
+function parse(item: Record<string, unknown>): ParsedEvent | undefined {
+  try {
+    return parseEventData(item);
+  } catch (error) {
+    if (error instanceof NotAcceptableError) return undefined;
     throw error;
   }
 }

@@ -1,19 +1,23 @@
 import { ConfigError } from "../config.ts";
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
-import { MAILGUN_API_BASE_URLS } from "./mailgun_events_client.ts";
+import { MAILGUN_API_BASE_URLS } from "./mailgun_event_source.ts";
 
 /** Rows younger than this are left to the webhook: Mailgun delivers most events within minutes. */
 export const DEFAULT_MIN_AGE = "1h";
 /** Rows older than this are not asked about: Mailgun keeps events for 30 days on paid plans (less on free ones). */
 export const DEFAULT_MAX_AGE = "30d";
-/** Most rows looked at in one run. */
-export const DEFAULT_LIMIT = 1000;
+/** Most rows held and matched in one run: a few MB of memory. */
+export const DEFAULT_LIMIT = 10_000;
+
+/** Which of Mailgun's read APIs reconcile uses. */
+export type ReconcileApi = "logs" | "events";
 
 /** What `deno task reconcile` needs. */
 export interface ReconcileConfig {
   apiKey: string;
   domain: string;
-  region: keyof typeof MAILGUN_API_BASE_URLS;
+  /** `logs` (Mailgun's Logs API, the default) or `events` (its deprecated Events API). */
+  api: ReconcileApi;
   baseUrl: string;
   minAgeMs: number;
   maxAgeMs: number;
@@ -26,11 +30,11 @@ type Get = (name: string) => string | undefined;
 /**
  * Reads the reconcile settings: MAILGUN_API_KEY, MAILGUN_DOMAIN and
  * MAILGUN_REGION (`us` or `eu`), MAILGUN_API_BASE_URL (overrides the region),
- * and the age window and limit, from flags (`--min-age 2h`) or RECONCILE_*
- * variables. Throws a {@link ConfigError} naming the first bad setting.
+ * the API (`--api logs|events`, or RECONCILE_API), and the age window and
+ * limit, from flags (`--min-age 2h`) or RECONCILE_* variables. Throws a {@link ConfigError} naming the first bad setting.
  */
 export function loadReconcileConfig(
-  flags: { minAge?: string; maxAge?: string; limit?: string } = {},
+  flags: { minAge?: string; maxAge?: string; limit?: string; api?: string } = {},
   env: Get = (name) => Deno.env.get(name),
 ): ReconcileConfig {
   const get: Get = (name) => {
@@ -55,17 +59,21 @@ export function loadReconcileConfig(
   if (!/^https?:\/\/[^/]+\/?$/.test(baseUrl)) {
     throw new ConfigError(`MAILGUN_API_BASE_URL must be a scheme and host, e.g. https://api.mailgun.net.`);
   }
+  const api = (flags.api ?? get("RECONCILE_API") ?? "logs").toLowerCase();
+  if (api !== "logs" && api !== "events") {
+    throw new ConfigError(`--api must be logs or events (got "${api}").`);
+  }
   const minAgeMs = duration("--min-age", flags.minAge ?? get("RECONCILE_MIN_AGE") ?? DEFAULT_MIN_AGE);
   const maxAgeMs = duration("--max-age", flags.maxAge ?? get("RECONCILE_MAX_AGE") ?? DEFAULT_MAX_AGE);
   if (maxAgeMs <= minAgeMs) throw new ConfigError("--max-age must be longer than --min-age.");
   return {
     apiKey,
     domain,
-    region,
+    api,
     baseUrl,
     minAgeMs,
     maxAgeMs,
-    limit: whole("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 100_000),
+    limit: whole("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 1_000_000),
     backoff: {
       maxAttempts: whole("RECONCILE_MAX_ATTEMPTS", get("RECONCILE_MAX_ATTEMPTS"), 6, 1, 20),
       baseDelayMs: whole("RECONCILE_BACKOFF_MS", get("RECONCILE_BACKOFF_MS"), 1_000, 0, 60_000),
