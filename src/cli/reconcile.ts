@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
 import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
 import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
 import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts";
 import { createMailgunLogsClient } from "../reconcile/mailgun_logs_client.ts";
@@ -67,6 +68,17 @@ async function main(args: string[]): Promise<number> {
     db = await openToolDatabase(databaseUrlFromEnv());
   } catch (error) {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
+    return 1;
+  }
+  // The trail's day key (0005) is what makes a Logs API copy of a webhook's event one event.
+  const schema = await schemaStatus(db.sql, await shippedMigrations(), 10_000);
+  if (schema.state !== "current") {
+    await db.close();
+    console.error(
+      schema.state === "behind"
+        ? `Reconcile failed: the database lacks migrations ${schema.missing.join(", ")}: run deno task migrate first.`
+        : `Reconcile failed: the database did not answer: ${(schema.error as Error)?.message}`,
+    );
     return 1;
   }
   console.log(

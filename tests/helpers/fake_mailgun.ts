@@ -1,7 +1,7 @@
 /**
  * A local stand-in for Mailgun's Events API (`GET /v3/{domain}/events`),
- * served by Deno.serve on loopback: basic auth, the `message-id`, `event`,
- * `begin` and `end` filters, pages of `pageSize` items with a `paging.next`
+ * served by Deno.serve on loopback: basic auth, the `event`, `begin` and
+ * `end` filters (and `message-id`, when given), pages of `pageSize` items with a `paging.next`
  * URL on every page (the last page is empty, as Mailgun's is), and scripted
  * faults (429 with Retry-After, 5xx) for the next requests. `nextBase`
  * makes its next-page URLs point at another host.
@@ -39,7 +39,7 @@ export interface FakeMailgun {
 }
 
 interface Cursor {
-  messageId: string;
+  messageId: string | null;
   events: string[];
   begin: number;
   end: number;
@@ -67,7 +67,7 @@ export function startFakeMailgun(
       .filter((event) => {
         const headers = (event.message as { headers: Record<string, string> }).headers;
         const timestamp = event.timestamp as number;
-        return bareMessageId(headers["message-id"]) === cursor.messageId &&
+        return (cursor.messageId === null || bareMessageId(headers["message-id"]) === cursor.messageId) &&
           (cursor.events.length === 0 || cursor.events.includes(event.event as string)) &&
           timestamp >= cursor.begin && timestamp <= cursor.end;
       })
@@ -103,9 +103,8 @@ export function startFakeMailgun(
       cursor = JSON.parse(atob(decodeURIComponent(match[2])));
     } else {
       const messageId = url.searchParams.get("message-id");
-      if (messageId === null) return answer(json(400, { message: "this fake needs message-id" }));
       cursor = {
-        messageId: bareMessageId(messageId),
+        messageId: messageId === null ? null : bareMessageId(messageId),
         events: (url.searchParams.get("event") ?? "").split(" OR ").filter((event) => event !== ""),
         begin: Number(url.searchParams.get("begin") ?? 0),
         end: Number(url.searchParams.get("end") ?? Number.MAX_SAFE_INTEGER),
@@ -113,7 +112,9 @@ export function startFakeMailgun(
       };
     }
     seen.messageId = cursor.messageId;
-    const fault = faults.findIndex((f) => f.messageId === undefined || bareMessageId(f.messageId) === cursor.messageId);
+    const fault = faults.findIndex((f) =>
+      f.messageId === undefined || cursor.messageId === null || bareMessageId(f.messageId) === cursor.messageId
+    );
     if (fault >= 0) {
       const [{ status, retryAfter }] = faults.splice(fault, 1);
       return answer(json(status, { message: "scripted fault" }, retryAfter ? { "retry-after": retryAfter } : {}));
