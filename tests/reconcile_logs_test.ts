@@ -28,7 +28,11 @@ async function withSetup(
   }
 }
 
-function client(mailgun: FakeMailgunLogs, apiKey = mailgun.apiKey, retries: { reason: string; delayMs: number }[] = []) {
+function client(
+  mailgun: FakeMailgunLogs,
+  apiKey = mailgun.apiKey,
+  retries: { reason: string; delayMs: number }[] = [],
+) {
   return createMailgunLogsClient({
     baseUrl: mailgun.url,
     apiKey,

@@ -1,13 +1,15 @@
 /**
- * Reconcile end to end: a real database (PostgreSQL when DATABASE_URL is
- * set, else the embedded one), the real webhook service where it matters,
- * and a local fake of Mailgun's Events API served by Deno.serve.
+ * Reconcile through the Events API (`--api events`), and `deno task
+ * reconcile` itself: a real database (PostgreSQL when DATABASE_URL is set,
+ * else the embedded one), the real webhook service where it matters, and
+ * local fakes of Mailgun's Events and Logs APIs served by Deno.serve.
  */
 import assert from "node:assert/strict";
-import { createMailgunEventsClient, MailgunApiError } from "../src/reconcile/mailgun_events_client.ts";
-import { messageSentAt } from "../src/reconcile/message_sent_at.ts";
+import { createMailgunEventsClient } from "../src/reconcile/mailgun_events_client.ts";
 import { reconcile, type ReconcileOptions } from "../src/reconcile/reconcile.ts";
+import { MailgunApiError } from "../src/reconcile/reconcile_errors.ts";
 import { type FakeMailgun, startFakeMailgun } from "./helpers/fake_mailgun.ts";
+import { startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
 import { run } from "./helpers/subprocess.ts";
 import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
@@ -42,13 +44,7 @@ function client(mailgun: FakeMailgun, apiKey = mailgun.apiKey, retries: string[]
   });
 }
 
-/** A Mailgun Message-ID sent `agoMs` ago: it starts with the UTC send time. */
-function datedMessageId(agoMs: number): string {
-  const stamp = new Date(Date.now() - agoMs).toISOString().replace(/[-:T]/g, "").slice(0, 14);
-  return `<${stamp}.${crypto.randomUUID().slice(0, 16)}@mg.comprobify.test>`;
-}
-
-Deno.test("reconcile applies what Mailgun has across pages, through 429 and 5xx, and reports an unknown id", async () => {
+Deno.test("Events API: the window is read across pages, through 429 and 5xx, and matched locally", async () => {
   await withSetup(async (svc, mailgun) => {
     const a = newMessageId();
     const b = newMessageId();
@@ -56,30 +52,32 @@ Deno.test("reconcile applies what Mailgun has across pages, through 429 and 5xx,
     const docA = await insertRow(svc.sql, "documents", a);
     const tenantB = await insertRow(svc.sql, "tenants", b);
     const docUnknown = await insertRow(svc.sql, "documents", unknown);
-    // Five events of A span three pages of two (then the empty page); the opened one is not asked for.
+    // Six events asked for span three pages of two (then the empty page); the opened one is not asked for.
     mailgun.add(
       eventData("temporary", a),
       eventData("temporary", a),
       eventData("opened", a),
-      eventData("temporary", a),
+      eventData("delivered", newMessageId()),
       eventData("delivered", a),
       eventData("delayed-bounce", a),
       eventData("complained", b),
     );
-    mailgun.faults.push({ status: 429, retryAfter: "1", messageId: a }, { status: 503, messageId: a });
-    mailgun.faults.push({ status: 502, messageId: b });
+    mailgun.faults.push({ status: 429, retryAfter: "1" }, { status: 503 }, { status: 502 });
     const retries: string[] = [];
     const lines: string[] = [];
     const summary = await reconcile(svc.sql, client(mailgun, undefined, retries), WIDE_OPEN, (l) => lines.push(l));
 
-    assert.equal(summary.rowsChecked, 3);
-    assert.equal(summary.messageIds, 3);
-    assert.equal(summary.eventsFound, 6);
-    assert.equal(summary.applied, 6);
-    assert.equal(summary.duplicates, 0);
-    assert.equal(summary.unknownToMailgun, 1);
-    assert.equal(summary.failed, 0);
+    assert.deepEqual([summary.rowsChecked, summary.messageIds, summary.eventsScanned], [3, 3, 6]);
+    assert.deepEqual([summary.eventsFound, summary.applied, summary.duplicates], [5, 5, 0]);
+    assert.deepEqual([summary.unknownToMailgun, summary.failed], [1, 0]);
     assert.deepEqual(retries, ["429", "503", "502"]);
+    // 429, 503, 502, then pages of 2, 2, 2 and the empty one; the cursor pages carry no query.
+    assert.deepEqual(mailgun.requests.map((r) => r.status), [429, 503, 502, 200, 200, 200, 200]);
+    assert.equal(summary.requests, 7);
+    const first = mailgun.requests.find((r) => r.params.has("event"))!;
+    assert.equal(first.params.get("event"), "delivered OR failed OR complained");
+    assert.equal(first.params.get("ascending"), "yes");
+    assert.equal(first.params.get("message-id"), null, "one scan for all rows, not a request per message id");
 
     const stateA = await rowState(svc.sql, "documents", docA);
     assert.equal(stateA.status, "FAILED");
@@ -88,24 +86,14 @@ Deno.test("reconcile applies what Mailgun has across pages, through 429 and 5xx,
       "EMAIL_FAILED",
       "EMAIL_TEMP_FAILED",
       "EMAIL_TEMP_FAILED",
-      "EMAIL_TEMP_FAILED",
     ]);
     assert.equal((await rowState(svc.sql, "tenants", tenantB)).status, "COMPLAINED");
-    const stateUnknown = await rowState(svc.sql, "documents", docUnknown);
-    assert.equal(stateUnknown.status, "SENT");
-    assert.equal(stateUnknown.events.length, 0);
-
-    // A's pages: 429, 503, then pages of 2, 2, 1 and the empty one; the cursor pages carry no query.
-    const pagesOfA = mailgun.requests.filter((r) => r.messageId === a.slice(1, -1));
-    assert.deepEqual(pagesOfA.map((r) => r.status), [429, 503, 200, 200, 200, 200]);
-    const first = mailgun.requests.find((r) => r.params.has("message-id"))!;
-    assert.equal(first.params.get("event"), "delivered OR failed OR complained");
-    assert.equal(first.params.get("ascending"), "yes");
+    assert.equal((await rowState(svc.sql, "documents", docUnknown)).events.length, 0);
     assert.ok(lines.some((l) => l.includes(unknown.slice(1, -1)) && l.includes("no events")), lines.join("\n"));
   });
 });
 
-Deno.test("reconcile run twice, or after the webhook, never applies an event twice", async () => {
+Deno.test("Events API: reconcile run twice, or after the webhook, never applies an event twice", async () => {
   await withSetup(async (svc, mailgun) => {
     const id = newMessageId();
     const doc = await insertRow(svc.sql, "documents", id);
@@ -116,14 +104,13 @@ Deno.test("reconcile run twice, or after the webhook, never applies an event twi
 
     const first = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([first.eventsFound, first.applied, first.duplicates], [2, 1, 1]);
-    // Temporary failures leave the row SENT: the next run asks again and finds only what it has.
+    // Temporary failures leave the row SENT: the next run looks again and finds only what it has.
     const second = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([second.rowsChecked, second.eventsFound, second.applied, second.duplicates], [1, 2, 0, 2]);
     const state = await rowState(svc.sql, "documents", doc);
     assert.equal(state.status, "SENT");
     assert.deepEqual(state.events.map((e) => e.mailgun_event_id).sort(), [byWebhook.id, onlyInMailgun.id].sort());
 
-    // The other way round: Mailgun's late retry of an event reconcile already applied is a duplicate.
     const late = await post(svc.url, (await signedBody(svc.key, onlyInMailgun)).body);
     assert.equal(late.status, 200);
     assert.equal(late.json.duplicate, true);
@@ -131,44 +118,13 @@ Deno.test("reconcile run twice, or after the webhook, never applies an event twi
   });
 });
 
-Deno.test("reconcile leaves recent rows to the webhook and skips rows past retention", async () => {
+Deno.test("Events API: a scan that keeps failing fails the run; a bad key stops it at once", async () => {
   await withSetup(async (svc, mailgun) => {
-    const recent = datedMessageId(10 * 60_000);
-    const due = datedMessageId(2 * 3_600_000);
-    const old = datedMessageId(40 * 86_400_000);
-    for (const id of [recent, due, old]) await insertRow(svc.sql, "documents", id);
-    const settled = newMessageId();
-    const settledId = await insertRow(svc.sql, "documents", settled);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, eventData("delivered", settled))).body)).status, 200);
-    assert.equal((await rowState(svc.sql, "documents", settledId)).status, "DELIVERED");
-
-    const summary = await reconcile(svc.sql, client(mailgun), {
-      minAgeMs: 3_600_000,
-      maxAgeMs: 30 * 86_400_000,
-      limit: 100,
-    });
-    assert.deepEqual([summary.rowsChecked, summary.tooRecent, summary.tooOld], [1, 1, 1]);
-    const asked = mailgun.requests.map((r) => r.messageId);
-    assert.deepEqual(asked, [due.slice(1, -1)]);
-    // Mailgun is asked from a little before the send time the Message-ID carries.
-    const begin = Number(mailgun.requests[0].params.get("begin"));
-    assert.equal(begin, Math.floor(messageSentAt(due)!.getTime() / 1000) - 300);
-  });
-});
-
-Deno.test("reconcile: a message id that keeps failing is reported and the others still run; a bad key stops all", async () => {
-  await withSetup(async (svc, mailgun) => {
-    const failing = newMessageId();
-    const fine = newMessageId();
-    await insertRow(svc.sql, "documents", failing);
-    const fineDoc = await insertRow(svc.sql, "documents", fine);
-    mailgun.add(eventData("delivered", fine));
-    for (let i = 0; i < 4; i++) mailgun.faults.push({ status: 500, messageId: failing });
+    await insertRow(svc.sql, "documents", newMessageId());
+    for (let i = 0; i < 4; i++) mailgun.faults.push({ status: 500 });
     const lines: string[] = [];
     const summary = await reconcile(svc.sql, client(mailgun), WIDE_OPEN, (line) => lines.push(line));
     assert.equal(summary.failed, 1);
-    assert.equal(summary.applied, 1);
-    assert.equal((await rowState(svc.sql, "documents", fineDoc)).status, "DELIVERED");
     assert.ok(lines.some((line) => line.includes("FAILED") && line.includes("500")), lines.join("\n"));
 
     await assert.rejects(
@@ -178,7 +134,7 @@ Deno.test("reconcile: a message id that keeps failing is reported and the others
   });
 });
 
-Deno.test("reconcile never sends the API key to another host than the configured one", async () => {
+Deno.test("Events API: reconcile never sends the API key to another host than the configured one", async () => {
   const svc = await startTestService();
   const mailgun = startFakeMailgun({ nextBase: "http://127.0.0.2:9" });
   try {
@@ -196,41 +152,66 @@ Deno.test("reconcile never sends the API key to another host than the configured
   }
 });
 
-Deno.test("deno task reconcile prints a summary, exits 0, and exits 1 when Mailgun keeps failing", async () => {
-  await withSetup(async (svc, mailgun) => {
+Deno.test("deno task reconcile uses the Logs API, --api events the Events API, --dry-run writes nothing", async () => {
+  const svc = await startTestService();
+  const logs = startFakeMailgunLogs();
+  const events = startFakeMailgun();
+  try {
     const id = newMessageId();
     const doc = await insertRow(svc.sql, "documents", id);
-    mailgun.add(eventData("temporary", id), eventData("delivered", id));
-    mailgun.faults.push({ status: 429, retryAfter: "1" });
-    const env = {
+    const temporary = eventData("temporary", id);
+    const delivered = eventData("delivered", id);
+    logs.add(temporary, delivered);
+    events.add(temporary, delivered);
+    logs.faults.push({ status: 429, retryAfter: "1" });
+    const env = (fake: { url: string; apiKey: string; domain: string }) => ({
       DATABASE_URL: svc.db.url,
-      MAILGUN_API_KEY: mailgun.apiKey,
-      MAILGUN_DOMAIN: mailgun.domain,
-      MAILGUN_API_BASE_URL: mailgun.url,
+      MAILGUN_API_KEY: fake.apiKey,
+      MAILGUN_DOMAIN: fake.domain,
+      MAILGUN_API_BASE_URL: fake.url,
       RECONCILE_BACKOFF_MS: "10",
       RECONCILE_MAX_BACKOFF_MS: "50",
       RECONCILE_MAX_ATTEMPTS: "3",
-    };
-    const ok = await run(["task", "reconcile", "--min-age", "0"], { env });
+    });
+
+    const dry = await run(["task", "reconcile", "--min-age", "0", "--dry-run"], { env: env(logs) });
+    assert.equal(dry.code, 0, dry.stderr + dry.stdout);
+    assert.match(dry.stdout, /Mailgun's Logs API .*dry run, nothing is written/);
+    assert.match(dry.stdout, /Events found: 2, to apply: 2, duplicates skipped: 0/);
+    assert.equal((await rowState(svc.sql, "documents", doc)).events.length, 0);
+
+    const ok = await run(["task", "reconcile", "--min-age", "0"], { env: env(logs) });
     assert.equal(ok.code, 0, ok.stderr + ok.stdout);
-    assert.match(ok.stdout, /Mailgun's Events API/);
-    assert.match(ok.stdout, /Mailgun answered 429; retrying/);
+    assert.match(ok.stdout, /Mailgun's Logs API/);
     assert.match(ok.stdout, /Rows checked: 1 \(1 message ids\)/);
+    assert.match(ok.stdout, /events read in \d+ requests/);
     assert.match(ok.stdout, /Events found: 2, applied: 2, duplicates skipped: 0/);
-    assert.match(ok.stdout, /Unknown to Mailgun: 0, failed: 0, retries: 1/);
-    assert.ok(!ok.stdout.includes(mailgun.apiKey) && !ok.stderr.includes(mailgun.apiKey));
+    assert.ok(!ok.stdout.includes(logs.apiKey) && !ok.stderr.includes(logs.apiKey));
     assert.equal((await rowState(svc.sql, "documents", doc)).status, "DELIVERED");
 
     const stuck = newMessageId();
     await insertRow(svc.sql, "documents", stuck);
-    for (let i = 0; i < 3; i++) mailgun.faults.push({ status: 503, messageId: stuck });
-    const failed = await run(["task", "reconcile", "--min-age", "0"], { env });
+    events.add(eventData("temporary", stuck));
+    const viaEvents = await run(["task", "reconcile", "--min-age", "0", "--api", "events"], { env: env(events) });
+    assert.equal(viaEvents.code, 0, viaEvents.stderr + viaEvents.stdout);
+    assert.match(viaEvents.stdout, /Mailgun's Events API/);
+    assert.match(viaEvents.stdout, /applied: 1, duplicates skipped: 0/);
+
+    for (let i = 0; i < 3; i++) logs.faults.push({ status: 503 });
+    const failed = await run(["task", "reconcile", "--min-age", "0"], { env: env(logs) });
     assert.equal(failed.code, 1, failed.stdout);
-    assert.match(failed.stdout, /FAILED, Mailgun answered 503 after every retry/);
+    assert.match(failed.stdout, /FAILED reading Mailgun's Logs API: Mailgun answered 503 after every retry/);
     assert.match(failed.stdout, /failed: 1/);
 
-    const unconfigured = await run(["task", "reconcile"], { env: { ...env, MAILGUN_API_KEY: "" } });
+    const unconfigured = await run(["task", "reconcile"], { env: { ...env(logs), MAILGUN_API_KEY: "" } });
     assert.equal(unconfigured.code, 1);
     assert.match(unconfigured.stderr, /Configuration error: MAILGUN_API_KEY is required/);
-  });
+    const badApi = await run(["task", "reconcile", "--api", "v4"], { env: env(logs) });
+    assert.equal(badApi.code, 1);
+    assert.match(badApi.stderr, /--api must be logs or events/);
+  } finally {
+    await events.close();
+    await logs.close();
+    await svc.close();
+  }
 });

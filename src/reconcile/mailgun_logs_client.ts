@@ -1,9 +1,9 @@
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
 import { fetchWithBackoff } from "./fetch_with_backoff.ts";
 import {
-  MAX_PAGES_PER_SCAN,
   type MailgunClientOptions,
   type MailgunEventSource,
+  MAX_PAGES_PER_SCAN,
   objectItems,
   RECONCILED_EVENTS,
 } from "./mailgun_event_source.ts";

@@ -125,9 +125,7 @@ export async function reconcile(
         const group = groups.get(itemMessageId(item));
         if (group === undefined) continue;
         summary.eventsFound++;
-        const outcome = applier === undefined
-          ? await wouldApply(sql, item, group)
-          : await applyOne(applier, item);
+        const outcome = applier === undefined ? await wouldApply(sql, item, group) : await applyOne(applier, item);
         summary[outcome]++;
         if (outcome === "applied") group.applied++;
         else if (outcome === "duplicates") group.duplicates++;
