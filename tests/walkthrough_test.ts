@@ -2,18 +2,18 @@
  * The README's walk-through, as a newcomer runs it in a fresh clone against
  * the embedded default: `deno task start`, `deno task sql` to insert a
  * document, `deno task simulate delivered`, then `deno task reconcile`
- * (against a local fake of Mailgun's API) while the service runs and after
+ * (against a local fake of Mailgun's Logs API) while the service runs and after
  * it stopped.
  */
 import assert from "node:assert/strict";
 import { copy } from "./helpers/copy_project.ts";
-import { startFakeMailgun } from "./helpers/fake_mailgun.ts";
+import { startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
 import { eventData } from "./helpers/mailgun.ts";
 import { failWithStderr, run, signalChild, spawn } from "./helpers/subprocess.ts";
 
 Deno.test("fresh clone: start, insert a document, simulate delivered, reconcile; on the embedded default", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mgwh-walkthrough-" });
-  const mailgun = startFakeMailgun();
+  const mailgun = startFakeMailgunLogs();
   await copy(dir);
   const child = spawn(["task", "start"], { cwd: dir, env: { PORT: "0" } });
   try {
