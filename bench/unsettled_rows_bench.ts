@@ -17,6 +17,7 @@
  * `deno task bench-unsettled --documents 200000` for a quicker run.
  */
 import postgres from "postgres";
+import { readEnv } from "../src/config/read_env.ts";
 import { findUnsettledRows } from "../src/db/find_unsettled_rows_query.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
 
@@ -42,7 +43,7 @@ async function median(fn: () => Promise<unknown>): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(RUNS / 2)];
 }
 
-const adminUrl = Deno.env.get("DATABASE_URL");
+const adminUrl = readEnv().text("DATABASE_URL");
 if (!adminUrl) {
   console.error("DATABASE_URL must name a PostgreSQL server (a scratch database is created beside it).");
   Deno.exit(2);

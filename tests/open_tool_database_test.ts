@@ -9,7 +9,7 @@ Deno.test("tools open the embedded files when the running service's URL file is 
   listener.close();
   // What a crashed service leaves behind.
   await Deno.writeTextFile(`${dir}/embedded-url`, `postgres://postgres@127.0.0.1:${closedPort}/postgres\n`);
-  const db = await openToolDatabase(undefined, dir);
+  const db = await openToolDatabase({}, dir);
   try {
     assert.match(db.description, /no service running/);
     const [row] = await db
@@ -18,7 +18,7 @@ Deno.test("tools open the embedded files when the running service's URL file is 
   } finally {
     await db.close();
   }
-  const again = await openToolDatabase(undefined, dir);
+  const again = await openToolDatabase({}, dir);
   try {
     const [row] = await again.sql`select count(*)::int as n from documents`;
     assert.equal(row.n, 1, "the files were kept");

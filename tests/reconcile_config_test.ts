@@ -1,6 +1,6 @@
 /** Reconcile's settings (src/reconcile/reconcile_config.ts). */
 import assert from "node:assert/strict";
-import { ConfigError } from "../src/config.ts";
+import { ConfigError } from "../src/config/read_env.ts";
 import { duration, loadReconcileConfig } from "../src/reconcile/reconcile_config.ts";
 
 Deno.test("reconcile settings: required key and domain, region hosts, durations, and bounds", () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
-import { applyEvents, type EventRow } from "../src/db/apply_events_query.ts";
+import { type BatchRow, writeBatch } from "../src/db/write_batch_query.ts";
 import { connectPostgres } from "../src/db/connect_postgres.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
@@ -35,26 +35,27 @@ async function withOldTrail(fn: (sql: Sql, db: TestDatabase) => Promise<void>): 
 }
 
 /** One webhook's row for the batch statement. */
-function webhookRow(token: string, messageId: string, eventId: string, timestamp: number): EventRow {
-  const eventData = JSON.stringify({ id: eventId, event: "delivered", timestamp, token });
+function webhookRow(token: string, messageId: string, eventId: string, timestamp: number): BatchRow {
   return {
+    kind: "event",
     token,
-    bodyHash: null,
     signedAt: Math.floor(Date.now() / 1000),
-    type: "EMAIL_DELIVERED",
-    status: "DELIVERED",
-    eventId,
-    eventTimestamp: timestamp,
-    messageId,
-    recipient: null,
-    severity: null,
-    reason: null,
-    eventData,
+    event: {
+      type: "EMAIL_DELIVERED",
+      status: "DELIVERED",
+      eventId,
+      eventTimestamp: timestamp,
+      messageId,
+      recipient: null,
+      severity: null,
+      reason: null,
+      eventData: JSON.stringify({ id: eventId, event: "delivered", timestamp, token }),
+    },
   };
 }
 
-async function appended(sql: Sql, row: EventRow): Promise<number> {
-  const [result] = await applyEvents(sql, [row], 5_000);
+async function appended(sql: Sql, row: BatchRow): Promise<number> {
+  const [result] = await writeBatch(sql, [row], 5_000);
   return result.appended as number;
 }
 
@@ -127,8 +128,8 @@ Deno.test("webhooks stay exactly-once while 0005 and 0006 run", async () => {
         const n = i % events;
         const timestamp = 1_780_000_000 + n + 0.654321;
         await Promise.all([
-          applyEvents(sql, [webhookRow(`a-${round}-${n}`, `mig-${n}@x`, `ev-${n}`, timestamp)], 5_000),
-          applyEvents(sql, [webhookRow(`b-${round}-${n}`, `mig-${n}@x`, `ev-${n}`, timestamp)], 5_000),
+          writeBatch(sql, [webhookRow(`a-${round}-${n}`, `mig-${n}@x`, `ev-${n}`, timestamp)], 5_000),
+          writeBatch(sql, [webhookRow(`b-${round}-${n}`, `mig-${n}@x`, `ev-${n}`, timestamp)], 5_000),
         ]);
         i++;
         if (i % events === 0) round++;

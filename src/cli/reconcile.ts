@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config.ts";
-import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import { loadDatabaseSettings } from "../config/database_settings.ts";
+import { ConfigError, readEnv } from "../config/read_env.ts";
+import { openToolDatabase } from "../db/open_tool_database.ts";
 import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
 import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
 import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts";
@@ -65,7 +66,7 @@ async function main(args: string[]): Promise<number> {
   const dryRun = parsed.values["dry-run"] === true;
   let db;
   try {
-    db = await openToolDatabase(databaseUrlFromEnv());
+    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
   } catch (error) {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
     return 1;

@@ -1,13 +1,13 @@
-import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config.ts";
 import type { Sql } from "postgres";
 import { applyEvent } from "../apply/apply_event.ts";
-import { createEventApplier, type EventApplier } from "../apply/event_applier.ts";
-import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
+import { type BatchWriter, createBatchWriter } from "../batch_writer/batch_writer.ts";
+import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config/service_config.ts";
+import { DataRefusedError } from "../db/database_errors.ts";
 import { isEventRecorded } from "../db/find_recorded_event_query.ts";
-import { DataRefusedError } from "../apply/apply_errors.ts";
-import { NotAcceptableError } from "../http/errors.ts";
+import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
+import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { UnusableEventError } from "../mailgun/mailgun_errors.ts";
 import { bareMessageId, type ParsedEvent, parseEventData } from "../mailgun/parse_event_data.ts";
-import { sha256Hex } from "../mailgun/sha256_hex.ts";
 import type { MailgunEventSource } from "./mailgun_event_source.ts";
 import { MailgunApiError } from "./reconcile_errors.ts";
 import { messageSentAt } from "./message_sent_at.ts";
@@ -116,7 +116,7 @@ export async function reconcile(
   const earliest = now.getTime() - options.maxAgeMs;
   const begin = new Date(Math.max(earliest, (oldestSentAt ?? earliest) - CLOCK_MARGIN_MS));
   summary.window = { begin, end: now };
-  const applier = options.dryRun ? undefined : createApplier(sql, options);
+  const writer = options.dryRun ? undefined : createWriter(sql, options);
   const requestsBefore = mailgun.requests;
   try {
     for await (const page of mailgun.scan(begin, now)) {
@@ -125,7 +125,7 @@ export async function reconcile(
         const group = groups.get(itemMessageId(item));
         if (group === undefined) continue;
         summary.eventsFound++;
-        const outcome = applier === undefined ? await wouldApply(sql, item, group) : await applyOne(applier, item);
+        const outcome = writer === undefined ? await wouldApply(sql, item, group) : await applyOne(writer, item);
         summary[outcome]++;
         if (outcome === "applied") group.applied++;
         else if (outcome === "duplicates") group.duplicates++;
@@ -137,7 +137,7 @@ export async function reconcile(
     summary.failed++;
     report(`  FAILED reading Mailgun's ${mailgun.name}: ${error.message}`);
   } finally {
-    await applier?.drain();
+    await writer?.drain();
     summary.requests = mailgun.requests - requestsBefore;
   }
   reportGroups(groups, summary, options.dryRun === true, report);
@@ -193,8 +193,8 @@ async function collectRows(
   return { groups, oldestSentAt: undated ? undefined : oldestSentAt };
 }
 
-function createApplier(sql: Sql, options: ReconcileOptions): EventApplier {
-  return createEventApplier(sql, {
+function createWriter(sql: Sql, options: ReconcileOptions): BatchWriter {
+  return createBatchWriter(sql, {
     maxBatch: 64,
     maxInFlight: 1,
     queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
@@ -235,13 +235,13 @@ function itemMessageId(item: Record<string, unknown>): string {
 
 type Outcome = "applied" | "duplicates" | "unmatched" | "ignored" | "unusable";
 
-async function applyOne(applier: EventApplier, item: Record<string, unknown>): Promise<Outcome> {
+async function applyOne(writer: BatchWriter, item: Record<string, unknown>): Promise<Outcome> {
   const parsed = parse(item);
   if (parsed === undefined) return "unusable";
   try {
     // Deterministic: the same event always brings the same token, bound to the same body.
     const token = `reconcile-${sha256Hex(parsed.json)}`;
-    const { outcome } = await applyEvent(applier, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
+    const { outcome } = await applyEvent(writer, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
     return outcome === "duplicate" ? "duplicates" : outcome;
   } catch (error) {
     if (error instanceof DataRefusedError) return "unusable";
@@ -265,7 +265,7 @@ function parse(item: Record<string, unknown>): ParsedEvent | undefined {
   try {
     return parseEventData(item);
   } catch (error) {
-    if (error instanceof NotAcceptableError) return undefined;
+    if (error instanceof UnusableEventError) return undefined;
     throw error;
   }
 }
