@@ -103,6 +103,7 @@ Deno.test("Logs API: the window is read page by page through 429 (Retry-After ho
       AND: [{ attribute: "domain", comparator: "=", values: [{ label: mailgun.domain, value: mailgun.domain }] }],
     });
     assert.deepEqual(first.pagination, { sort: "timestamp:asc", limit: LOGS_PAGE_LIMIT });
+    assert.equal(first.include_subaccounts, true);
     assert.equal((second.pagination as { token?: string }).token, undefined);
     const third = mailgun.requests[3].body.pagination as { token?: string };
     assert.equal(typeof third.token, "string");
@@ -269,5 +270,8 @@ Deno.test("reconcile holds at most --limit rows, passing over those outside the 
     const summary = await reconcile(svc.sql, client(mailgun), { ...WIDE_OPEN, limit: 3 });
     // The too-old rows, though first by id, do not take the places of rows still in Mailgun's retention.
     assert.deepEqual([summary.tooOld, summary.rowsChecked, summary.limited], [5, 3, true]);
+    // Exactly as many rows as the limit: nothing was left out.
+    const exact = await reconcile(svc.sql, client(mailgun), { ...WIDE_OPEN, limit: 5 });
+    assert.deepEqual([exact.rowsChecked, exact.limited], [5, false]);
   });
 });

@@ -70,7 +70,8 @@ export function createMailgunLogsClient(
         filter: {
           AND: [{ attribute: "domain", comparator: "=", values: [{ label: options.domain, value: options.domain }] }],
         },
-        include_subaccounts: false,
+        // The domain filter keeps the scan to our domain; with a parent account's key, its subaccounts' too.
+        include_subaccounts: true,
         pagination: { sort: "timestamp:asc", limit: LOGS_PAGE_LIMIT } as Record<string, unknown>,
       };
       const seen = new Set<string>();

@@ -158,16 +158,12 @@ async function collectRows(
   const groups = new Map<string, MessageGroup>();
   let oldestSentAt: number | undefined;
   let undated = false;
-  for (const table of ["documents", "tenants"] as const) {
+  rows: for (const table of ["documents", "tenants"] as const) {
     let afterId = 0;
-    while (summary.rowsChecked < options.limit) {
-      const rows = await findUnsettledRows(sql, table, afterId, ROWS_PAGE);
-      for (const row of rows) {
+    while (true) {
+      const page = await findUnsettledRows(sql, table, afterId, ROWS_PAGE);
+      for (const row of page) {
         afterId = row.id;
-        if (summary.rowsChecked >= options.limit) {
-          summary.limited = true;
-          break;
-        }
         const sentAt = messageSentAt(row.messageId)?.getTime();
         const age = sentAt === undefined ? undefined : now.getTime() - sentAt;
         if (age !== undefined && age < options.minAgeMs) {
@@ -178,6 +174,10 @@ async function collectRows(
           summary.tooOld++;
           continue;
         }
+        if (summary.rowsChecked >= options.limit) {
+          summary.limited = true;
+          break rows;
+        }
         summary.rowsChecked++;
         if (sentAt === undefined) undated = true;
         else oldestSentAt = Math.min(oldestSentAt ?? sentAt, sentAt);
@@ -186,7 +186,7 @@ async function collectRows(
         group.rows.push(row);
         groups.set(key, group);
       }
-      if (rows.length < ROWS_PAGE) break;
+      if (page.length < ROWS_PAGE) break;
     }
   }
   // A row whose message id carries no send time is looked for over the whole retention.
