@@ -1,13 +1,12 @@
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
-import { fetchWithBackoff } from "./fetch_with_backoff.ts";
+import { countingBackoff, fetchPage } from "./fetch_page.ts";
 import {
   type MailgunClientOptions,
   type MailgunEventSource,
   MAX_PAGES_PER_SCAN,
-  objectItems,
   RECONCILED_EVENTS,
 } from "./mailgun_event_source.ts";
-import { MailgunApiError, mailgunStatusError } from "./reconcile_errors.ts";
+import { MailgunApiError } from "./reconcile_errors.ts";
 
 /** Most events per page (Mailgun's maximum). */
 export const EVENTS_PAGE_LIMIT = 300;
@@ -25,36 +24,19 @@ export function createMailgunEventsClient(
 ): MailgunEventSource {
   const base = new URL(options.baseUrl);
   const authorization = `Basic ${btoa(`api:${options.apiKey}`)}`;
-  let requests = 0;
-  const backoff: BackoffOptions = {
-    ...options.backoff,
-    onAttempt() {
-      requests++;
-      options.backoff.onAttempt?.();
-    },
-  };
+  const counted = countingBackoff(options.backoff);
 
   async function getPage(url: string): Promise<{ items: Record<string, unknown>[]; next?: string }> {
-    const response = await fetchWithBackoff(url, { headers: { authorization, accept: "application/json" } }, backoff);
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw mailgunStatusError(response.status, options.domain);
-    }
-    let page: unknown;
-    try {
-      page = await response.json();
-    } catch (error) {
-      throw new MailgunApiError("Mailgun answered a page that is not JSON.", response.status, false, { cause: error });
-    }
-    const { items, paging } = (page ?? {}) as { items?: unknown; paging?: { next?: unknown } };
-    if (!Array.isArray(items)) throw new MailgunApiError("Mailgun answered a page without items.", 200, false);
-    return { items: objectItems(items), next: typeof paging?.next === "string" ? paging.next : undefined };
+    const headers = { authorization, accept: "application/json" };
+    const { page, items } = await fetchPage(url, { headers }, counted.backoff, options.domain);
+    const next = (page.paging as { next?: unknown } | undefined)?.next;
+    return { items, next: typeof next === "string" ? next : undefined };
   }
 
   return {
     name: "Events API",
     get requests() {
-      return requests;
+      return counted.requests();
     },
     async *scan(begin, end) {
       const first = new URL(`/v3/${encodeURIComponent(options.domain)}/events`, base);

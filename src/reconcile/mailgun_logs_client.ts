@@ -1,14 +1,13 @@
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
-import { fetchWithBackoff } from "./fetch_with_backoff.ts";
+import { countingBackoff, fetchPage } from "./fetch_page.ts";
 import {
   type MailgunClientOptions,
   type MailgunEventSource,
   MAX_PAGES_PER_SCAN,
-  objectItems,
   RECONCILED_EVENTS,
 } from "./mailgun_event_source.ts";
 import { logsItemToEventData } from "./logs_item.ts";
-import { MailgunApiError, mailgunStatusError } from "./reconcile_errors.ts";
+import { MailgunApiError } from "./reconcile_errors.ts";
 
 /** Items per page: the most Mailgun's SDKs document for the Logs API. */
 export const LOGS_PAGE_LIMIT = 100;
@@ -26,41 +25,27 @@ export function createMailgunLogsClient(
 ): MailgunEventSource {
   const url = new URL("/v1/analytics/logs", options.baseUrl).href;
   const authorization = `Basic ${btoa(`api:${options.apiKey}`)}`;
-  let requests = 0;
-  const backoff: BackoffOptions = {
-    ...options.backoff,
-    onAttempt() {
-      requests++;
-      options.backoff.onAttempt?.();
-    },
-  };
+  const counted = countingBackoff(options.backoff);
 
   async function getPage(query: unknown): Promise<{ items: Record<string, unknown>[]; next?: string }> {
-    const response = await fetchWithBackoff(url, {
-      method: "POST",
-      headers: { authorization, accept: "application/json", "content-type": "application/json" },
-      body: JSON.stringify(query),
-    }, backoff);
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw mailgunStatusError(response.status, options.domain);
-    }
-    let page: unknown;
-    try {
-      page = await response.json();
-    } catch (error) {
-      throw new MailgunApiError("Mailgun answered a page that is not JSON.", response.status, false, { cause: error });
-    }
-    const { items, pagination } = (page ?? {}) as { items?: unknown; pagination?: { next?: unknown } };
-    if (!Array.isArray(items)) throw new MailgunApiError("Mailgun answered a page without items.", 200, false);
-    const next = typeof pagination?.next === "string" && pagination.next !== "" ? pagination.next : undefined;
-    return { items: objectItems(items), next };
+    const { page, items } = await fetchPage(
+      url,
+      {
+        method: "POST",
+        headers: { authorization, accept: "application/json", "content-type": "application/json" },
+        body: JSON.stringify(query),
+      },
+      counted.backoff,
+      options.domain,
+    );
+    const next = (page.pagination as { next?: unknown } | undefined)?.next;
+    return { items, next: typeof next === "string" && next !== "" ? next : undefined };
   }
 
   return {
     name: "Logs API",
     get requests() {
-      return requests;
+      return counted.requests();
     },
     async *scan(begin, end) {
       const query = {
