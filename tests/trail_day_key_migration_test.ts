@@ -7,6 +7,7 @@ import type { Sql } from "postgres";
 import { type BatchRow, writeBatch } from "../src/db/write_batch_query.ts";
 import { connectPostgres } from "../src/db/connect_postgres.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
+import { run } from "./helpers/subprocess.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
 
 /** A directory holding the migrations before 0005, as a database deployed before it has them. */
@@ -147,5 +148,22 @@ Deno.test("webhooks stay exactly-once while 0005 and 0006 run", async () => {
     `;
     assert.equal(distinct, Math.min(written, events));
     assert.equal(entries, distinct, "every event recorded once");
+  });
+});
+
+Deno.test("reconcile refuses a database without the day key: a Logs API copy would be a second entry", async () => {
+  await withOldTrail(async (_sql, db) => {
+    const env = {
+      DATABASE_URL: db.url,
+      MAILGUN_API_KEY: "key-unused",
+      MAILGUN_DOMAIN: "mg.comprobify.test",
+      MAILGUN_API_BASE_URL: "http://127.0.0.1:9",
+    };
+    const refused = await run(["task", "reconcile", "--min-age", "0"], { env });
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(
+      refused.stderr,
+      /lacks migrations 0005_trail_day_key\.sql, 0006_unsettled_indexes\.sql: run deno task migrate/,
+    );
   });
 });
