@@ -3,15 +3,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { copy } from "./helpers/copy_project.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import {
-  childEnv,
-  failWithStderr,
-  PROJECT_DIR,
-  run,
-  signalChild,
-  spawn,
-  START_PERMISSIONS,
-} from "./helpers/subprocess.ts";
+import { childCommand, failWithStderr, run, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 import { migrate } from "../src/db/migrate.ts";
@@ -193,13 +185,8 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
   const key = "closed-stdout-key";
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...START_PERMISSIONS, "main.ts"],
-    cwd: PROJECT_DIR,
-    env: childEnv({ DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" }),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
+  const process = childCommand(["run", ...START_PERMISSIONS, "main.ts"], {
+    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
     stderr: "null",
   }).spawn();
   try {
