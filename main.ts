@@ -1,6 +1,7 @@
-import { type Config, ConfigError, loadConfig } from "./src/config.ts";
+import { ConfigError } from "./src/config/read_env.ts";
+import { type Config, loadConfig } from "./src/config/service_config.ts";
 import { SHUTDOWN_DEADLINE_MS } from "./src/http/drain_requests.ts";
-import { log } from "./src/log.ts";
+import { log } from "./src/reporting/log.ts";
 import { startService } from "./src/start_service.ts";
 
 /** Serves the Mailgun webhook until SIGINT (Deno Deploy's stop signal) or SIGTERM. */

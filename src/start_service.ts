@@ -1,22 +1,20 @@
 import type { Sql } from "postgres";
-import { createEventApplier } from "./apply/event_applier.ts";
-import { startTokenPruner } from "./apply/token_pruner.ts";
-import { type Config, EMBEDDED_DATABASE_DIR } from "./config.ts";
+import { createBatchWriter } from "./batch_writer/batch_writer.ts";
+import { loadDevSigningKey } from "./config/dev_signing_key.ts";
+import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "./config/embedded_files.ts";
+import type { Config } from "./config/service_config.ts";
 import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
 import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
-import { loadDevSigningKey } from "./dev_signing_key.ts";
 import { createHandler } from "./http/create_handler.ts";
 import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts";
-import { log } from "./log.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
-
-/** In the embedded database's folder: the URL at which the running service serves it. */
-export const EMBEDDED_URL_FILE = "embedded-url";
+import { startTokenPruner } from "./pruning/token_pruner.ts";
+import { log } from "./reporting/log.ts";
 
 /** A running service. */
-export interface Service {
+interface Service {
   /** Where it listens, e.g. `http://127.0.0.1:8000`. */
   url: string;
   sql: Sql;
@@ -35,6 +33,7 @@ export async function startService(config: Config): Promise<Service> {
     max: embedded ? 1 : config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     prepare: config.dbPrepare,
+    sslMode: config.sslMode,
   });
   try {
     let keys = config.signingKeys;
@@ -56,7 +55,7 @@ export async function startService(config: Config): Promise<Service> {
       }
     }
     const window = { maxAgeSeconds: config.signatureMaxAgeSeconds, maxFutureSeconds: config.signatureMaxFutureSeconds };
-    const applier = createEventApplier(sql, {
+    const writer = createBatchWriter(sql, {
       maxBatch: config.batchMax,
       maxInFlight: embedded ? 1 : config.batchInFlight,
       queryTimeoutMs: config.dbQueryTimeoutMs,
@@ -70,7 +69,7 @@ export async function startService(config: Config): Promise<Service> {
       window,
       bodyLimitBytes: config.bodyLimitBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
-      applier,
+      writer,
       sql,
       healthTimeoutMs: config.dbQueryTimeoutMs,
       migrations,
@@ -93,7 +92,7 @@ export async function startService(config: Config): Promise<Service> {
         stopPruner();
         await requests.drain(SHUTDOWN_BUDGET_MS.drain);
         await within(server.shutdown(), SHUTDOWN_BUDGET_MS.server);
-        await within(applier.drain(), SHUTDOWN_BUDGET_MS.applier);
+        await within(writer.drain(), SHUTDOWN_BUDGET_MS.writer);
         await sql.end({ timeout: SHUTDOWN_BUDGET_MS.pool / 1000 });
         if (embedded) await Deno.remove(`${EMBEDDED_DATABASE_DIR}/${EMBEDDED_URL_FILE}`).catch(() => {});
         await embedded?.close();

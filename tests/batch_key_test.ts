@@ -6,8 +6,8 @@
  * a statement, and both reported a trail entry appended.
  */
 import assert from "node:assert/strict";
-import { createEventApplier } from "../src/apply/event_applier.ts";
-import type { EventRow } from "../src/db/apply_events_query.ts";
+import { createBatchWriter } from "../src/batch_writer/batch_writer.ts";
+import type { BatchRow } from "../src/db/write_batch_query.ts";
 import { newToken } from "../src/mailgun/sign_webhook.ts";
 import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
 
@@ -16,7 +16,7 @@ Deno.test("two deliveries of one event in the same tick: one appended, one dupli
   try {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const applier = createEventApplier(svc.sql, {
+    const writer = createBatchWriter(svc.sql, {
       maxBatch: 16,
       maxInFlight: 1,
       queryTimeoutMs: 5_000,
@@ -25,24 +25,26 @@ Deno.test("two deliveries of one event in the same tick: one appended, one dupli
       maxQueued: 100,
     });
     // 1770920772.2684145 * 1e6 rounds up in JavaScript and down in PostgreSQL: one stored microsecond.
-    const row = (timestamp: number): EventRow => ({
+    const row = (timestamp: number): BatchRow => ({
+      kind: "event",
       token: newToken(),
-      bodyHash: null,
       signedAt: Math.floor(Date.now() / 1000),
-      type: "EMAIL_COMPLAINED",
-      status: "COMPLAINED",
-      eventId: "batch-key-event",
-      eventTimestamp: timestamp,
-      messageId: messageId.slice(1, -1),
-      recipient: null,
-      severity: null,
-      reason: null,
-      eventData: JSON.stringify({ event: "complained", id: "batch-key-event", timestamp }),
+      event: {
+        type: "EMAIL_COMPLAINED",
+        status: "COMPLAINED",
+        eventId: "batch-key-event",
+        eventTimestamp: timestamp,
+        messageId: messageId.slice(1, -1),
+        recipient: null,
+        severity: null,
+        reason: null,
+        eventData: JSON.stringify({ event: "complained", id: "batch-key-event", timestamp }),
+      },
     });
     assert.notEqual(Math.round(1770920772.2684145 * 1e6), Math.round(1770920772.268414 * 1e6));
     // Queued in the same tick: they would share one statement if their keys differed.
-    const results = await Promise.all([applier.apply(row(1770920772.2684145)), applier.apply(row(1770920772.268414))]);
-    await applier.drain();
+    const results = await Promise.all([writer.write(row(1770920772.2684145)), writer.write(row(1770920772.268414))]);
+    await writer.drain();
     assert.deepEqual(results.map((result) => result.appended).sort(), [0, 1]);
     assert.equal((await rowState(svc.sql, "documents", id)).events.length, 1);
   } finally {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, DEFAULT_SIGNATURE_MAX_AGE_SECONDS, loadConfig } from "../src/config.ts";
+import { ConfigError } from "../src/config/read_env.ts";
+import { DEFAULT_SIGNATURE_MAX_AGE_SECONDS, loadConfig } from "../src/config/service_config.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 const DB = "postgres://u:secret-password@db.example:5432/app";

@@ -1,9 +1,9 @@
 /** When the database fails, the answer is a retryable 503, quickly, and nothing is half-written. */
 import assert from "node:assert/strict";
-import { DatabaseUnavailableError } from "../src/apply/apply_errors.ts";
-import { loadConfig } from "../src/config.ts";
-import { errorDetails, errorStatus } from "../src/http/errors.ts";
-import { setLogWriter } from "../src/log.ts";
+import { DatabaseUnavailableError } from "../src/db/database_errors.ts";
+import { loadConfig } from "../src/config/service_config.ts";
+import { errorStatus, failureCause } from "../src/http/error_response.ts";
+import { setLogWriter } from "../src/reporting/log.ts";
 import { startService } from "../src/start_service.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
 import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
@@ -180,16 +180,16 @@ Deno.test("a programming error is told apart from an outage: its name and stack,
     outcome: "internal_error",
     message: "Unexpected error; retry later.",
   });
-  const details = errorDetails(bug);
-  assert.equal(details.bug, "TypeError");
-  assert.match(details.stack!, /TypeError: Cannot read properties/);
-  // A database error wrapped by the applier keeps its cause, code and message.
+  const cause = failureCause(bug)!;
+  assert.equal(cause.bug, "TypeError");
+  assert.match(cause.stack!, /TypeError: Cannot read properties/);
+  // A database error wrapped by the batch writer keeps its cause, code and message.
   const pg = Object.assign(new Error('relation "documents" does not exist'), { code: "42P01" });
   const wrapped = new DatabaseUnavailableError("Database is unavailable; retry later.", { cause: pg });
   assert.equal(errorStatus(wrapped).outcome, "unavailable");
-  assert.deepEqual(errorDetails(wrapped), {
-    errorCode: "42P01",
-    errorMessage: 'relation "documents" does not exist',
+  assert.deepEqual(failureCause(wrapped), {
+    code: "42P01",
+    message: 'relation "documents" does not exist',
     hint: "The database schema is missing or old: run `deno task migrate`.",
   });
 });

@@ -1,5 +1,8 @@
 /** What Deno Deploy reads from the project, what the URL's sslmode does, and what tasks read from `.env`. */
 import assert from "node:assert/strict";
+import { loadDatabaseSettings } from "../src/config/database_settings.ts";
+import { readEnv } from "../src/config/read_env.ts";
+import { loadConfig } from "../src/config/service_config.ts";
 import { connectPostgres, sslFallback } from "../src/db/connect_postgres.ts";
 import { copy } from "./helpers/copy_project.ts";
 import { PROJECT_DIR, run } from "./helpers/subprocess.ts";
@@ -23,11 +26,7 @@ Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: n
   const url = new URL(db.url);
   url.searchParams.set("sslmode", "require");
   const tls = connectPostgres(url.href, options);
-  const previous = Deno.env.get("PGSSLMODE");
-  Deno.env.set("PGSSLMODE", "require");
-  const fromEnv = connectPostgres(db.url, options);
-  if (previous === undefined) Deno.env.delete("PGSSLMODE");
-  else Deno.env.set("PGSSLMODE", previous);
+  const fromEnv = connectPostgres(db.url, { ...options, sslMode: "require" });
   try {
     const [{ ssl }] = await plain`select current_setting('ssl', true) as ssl`;
     // The local servers (PostgreSQL with ssl off, PGlite) speak no TLS: demanding it must fail.
@@ -43,14 +42,19 @@ Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: n
 });
 
 Deno.test("PGSSLMODE (set by Deploy for linked databases) applies when the URL names no sslmode", () => {
-  const env = (vars: Record<string, string>) => (name: string) => vars[name];
   const url = "postgres://u:p@db.example:5432/app";
-  assert.deepEqual(sslFallback(url, env({})), {});
-  assert.deepEqual(sslFallback(url, env({ PGSSLMODE: "require" })), { ssl: "require" });
-  assert.deepEqual(sslFallback(url, env({ PGSSLMODE: "verify-ca" })), { ssl: "verify-full" });
-  assert.deepEqual(sslFallback(url, env({ PGSSLMODE: "disable" })), { ssl: false });
+  const settings = (vars: Record<string, string>) => loadDatabaseSettings(readEnv((name) => vars[name]));
+  assert.equal(settings({ DATABASE_URL: url, PGSSLMODE: " Require " }).sslMode, "require");
+  assert.equal(
+    loadConfig((name) => ({ DATABASE_URL: url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PGSSLMODE: "require" })[name]).sslMode,
+    "require",
+  );
+  assert.deepEqual(sslFallback(url, settings({}).sslMode), {});
+  assert.deepEqual(sslFallback(url, "require"), { ssl: "require" });
+  assert.deepEqual(sslFallback(url, "verify-ca"), { ssl: "verify-full" });
+  assert.deepEqual(sslFallback(url, "disable"), { ssl: false });
   // The URL's own sslmode wins: postgres.js reads it.
-  assert.deepEqual(sslFallback(`${url}?sslmode=disable`, env({ PGSSLMODE: "require" })), {});
+  assert.deepEqual(sslFallback(`${url}?sslmode=disable`, "require"), {});
 });
 
 Deno.test("tasks read .env when there is one (the shell wins), work without one, and .env is git-ignored", async () => {

@@ -81,16 +81,16 @@ Deno.test("a tool never opens .pglite/data while another process holds it, and h
     const service = await tryLockEmbeddedDatabase(dir);
     assert.ok(service);
     // A service still starting holds the lock but serves no URL yet: the tool fails and says why.
-    await assert.rejects(() => openToolDatabase(undefined, dir), /held by another process that serves no URL yet/);
+    await assert.rejects(() => openToolDatabase({}, dir), /held by another process that serves no URL yet/);
     assert.equal(await exists(`${dir}/data`), false, "the tool touched the data folder");
     // A URL file that answers nothing (a service that is not there) is no reason to open the files.
     await Deno.writeTextFile(`${dir}/embedded-url`, "postgres://postgres@127.0.0.1:1/postgres\n");
-    await assert.rejects(() => openToolDatabase(undefined, dir), /held by a running service, which did not answer/);
+    await assert.rejects(() => openToolDatabase({}, dir), /held by a running service, which did not answer/);
     assert.equal(await exists(`${dir}/data`), false);
     service.release();
 
     // Nobody holds it: the tool opens the files itself (a stale URL file is ignored) and owns them meanwhile.
-    const db = await openToolDatabase(undefined, dir);
+    const db = await openToolDatabase({}, dir);
     try {
       assert.match(db.description, /no service running/);
       assert.equal(await tryLockEmbeddedDatabase(dir), undefined, "a service could start beside the tool");

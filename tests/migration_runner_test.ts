@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
 import { migrate } from "../src/db/migrate.ts";
-import { sha256Hex } from "../src/mailgun/sha256_hex.ts";
+import { sha256Hex } from "../src/encoding/sha256_hex.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
 
 const INDEX_MIGRATION = "0004_message_id_indexes.sql";

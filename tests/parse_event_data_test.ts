@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { NotAcceptableError } from "../src/http/errors.ts";
-import { NotStorableError, storableJson } from "../src/mailgun/storable_json.ts";
+import { UnusableEventError } from "../src/mailgun/mailgun_errors.ts";
+import { NotStorableError, storableJson } from "../src/encoding/storable_json.ts";
 import { mapEvent } from "../src/mailgun/map_event.ts";
 import { bareMessageId, DERIVED_EVENT_ID_PREFIX, parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { loadPayload } from "./helpers/mailgun.ts";
@@ -40,7 +40,7 @@ Deno.test("ignored events need only an event name; an event without an id gets o
   const parsed = parseEventData({ event: "opened", id: "x" });
   assert.equal(parsed.effect, null);
   assert.equal(parsed.id, "x");
-  assert.throws(() => parseEventData({ id: "x" }), NotAcceptableError);
+  assert.throws(() => parseEventData({ id: "x" }), UnusableEventError);
   const { id: _id, ...withoutId } = loadPayload("failed-permanent");
   const derived = parseEventData(withoutId);
   assert.match(derived.id, new RegExp(`^${DERIVED_EVENT_ID_PREFIX}[0-9a-f]{64}$`));
@@ -102,6 +102,6 @@ Deno.test("a tracked event without a message id parses with messageId null; with
     assert.equal(parsed.messageId, null, JSON.stringify(message));
   }
   const { timestamp: _, ...noTimestamp } = base;
-  assert.throws(() => parseEventData(noTimestamp), NotAcceptableError);
-  assert.throws(() => parseEventData({ ...base, message: { headers: { "message-id": 7 } } }), NotAcceptableError);
+  assert.throws(() => parseEventData(noTimestamp), UnusableEventError);
+  assert.throws(() => parseEventData({ ...base, message: { headers: { "message-id": 7 } } }), UnusableEventError);
 });

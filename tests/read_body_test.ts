@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from "../src/http/errors.ts";
+import { BodyTooLargeError, SlowBodyError, UnreadableBodyError } from "../src/http/body_errors.ts";
 import { readBody } from "../src/http/read_body.ts";
 
 function streamOf(chunks: Uint8Array[], { endless = false, delayMs = 0 } = {}) {
@@ -30,13 +30,13 @@ Deno.test("a declared Content-Length over the limit is refused before reading", 
     },
   });
   const request = new Request("http://x/", { method: "POST", body, headers: { "content-length": "5000" } });
-  await assert.rejects(readBody(request, 4096, 1000), PayloadTooLargeError);
+  await assert.rejects(readBody(request, 4096, 1000), BodyTooLargeError);
   assert.equal(pulled <= 1, true);
 });
 
 Deno.test("an endless body is cut off at the limit", async () => {
   const request = new Request("http://x/", { method: "POST", body: streamOf([kib(1)], { endless: true }) });
-  await assert.rejects(readBody(request, 4096, 5000), PayloadTooLargeError);
+  await assert.rejects(readBody(request, 4096, 5000), BodyTooLargeError);
 });
 
 Deno.test("a trickling body is cut off by the timeout", async () => {
@@ -45,7 +45,7 @@ Deno.test("a trickling body is cut off by the timeout", async () => {
     body: streamOf([kib(1)], { endless: true, delayMs: 50 }),
   });
   const started = Date.now();
-  await assert.rejects(readBody(request, 1024 * 1024, 200), RequestTimeoutError);
+  await assert.rejects(readBody(request, 1024 * 1024, 200), SlowBodyError);
   assert.ok(Date.now() - started < 2000);
 });
 
@@ -56,7 +56,7 @@ Deno.test("a trickling body with a declared length is cut off by the timeout too
     headers: { "content-length": String(1024 * 1024) },
   });
   const started = Date.now();
-  await assert.rejects(readBody(request, 1024 * 1024, 200), RequestTimeoutError);
+  await assert.rejects(readBody(request, 1024 * 1024, 200), SlowBodyError);
   assert.ok(Date.now() - started < 2000);
 });
 
@@ -75,7 +75,7 @@ Deno.test("a body that errors is a bad request", async () => {
       controller.error(new Error("connection reset"));
     },
   });
-  await assert.rejects(readBody(new Request("http://x/", { method: "POST", body }), 4096, 1000), BadRequestError);
+  await assert.rejects(readBody(new Request("http://x/", { method: "POST", body }), 4096, 1000), UnreadableBodyError);
 });
 
 Deno.test("no body is an empty body", async () => {

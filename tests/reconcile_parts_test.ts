@@ -1,6 +1,6 @@
 /** The small parts of reconcile: the send time in a Message-ID, its settings, Retry-After, and the tool database. */
 import assert from "node:assert/strict";
-import { ConfigError } from "../src/config.ts";
+import { ConfigError } from "../src/config/read_env.ts";
 import { openToolDatabase } from "../src/db/open_tool_database.ts";
 import { retryAfterMs } from "../src/reconcile/fetch_with_backoff.ts";
 import { messageSentAt } from "../src/reconcile/message_sent_at.ts";
@@ -63,7 +63,7 @@ Deno.test("tools open the embedded files when the running service's URL file is 
   listener.close();
   // What a crashed service leaves behind.
   await Deno.writeTextFile(`${dir}/embedded-url`, `postgres://postgres@127.0.0.1:${closedPort}/postgres\n`);
-  const db = await openToolDatabase(undefined, dir);
+  const db = await openToolDatabase({}, dir);
   try {
     assert.match(db.description, /no service running/);
     const [row] = await db
@@ -72,7 +72,7 @@ Deno.test("tools open the embedded files when the running service's URL file is 
   } finally {
     await db.close();
   }
-  const again = await openToolDatabase(undefined, dir);
+  const again = await openToolDatabase({}, dir);
   try {
     const [row] = await again.sql`select count(*)::int as n from documents`;
     assert.equal(row.n, 1, "the files were kept");

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { buildEvent, SIMULATED_KINDS } from "../src/simulate/build_event.ts";
+import { readEnv } from "../src/config/read_env.ts";
 import { simulateSigningKey } from "../src/simulate/simulate_signing_key.ts";
 import { run } from "./helpers/subprocess.ts";
 import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
@@ -41,7 +42,7 @@ Deno.test("each simulated event is one the webhook understands, with the bare me
 Deno.test("the key: MAILGUN_WEBHOOK_SIGNING_KEY's first, else the development key, else a clear error", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mgwh-simulate-" });
   try {
-    const env = (vars: Record<string, string>) => (name: string) => vars[name];
+    const env = (vars: Record<string, string>) => readEnv((name) => vars[name]).keys("MAILGUN_WEBHOOK_SIGNING_KEY");
     assert.equal((await simulateSigningKey(env({ MAILGUN_WEBHOOK_SIGNING_KEY: " new , old" }), dir)).key, "new");
     await assert.rejects(() => simulateSigningKey(env({}), dir), /No signing key: set MAILGUN_WEBHOOK_SIGNING_KEY/);
     await Deno.writeTextFile(`${dir}/dev-signing-key`, "dev-abc\n");

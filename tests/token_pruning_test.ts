@@ -4,7 +4,7 @@
  * re-opens a replay. Runs on both databases, like every test here.
  */
 import assert from "node:assert/strict";
-import { PRUNE_MARGIN_SECONDS, startTokenPruner } from "../src/apply/token_pruner.ts";
+import { PRUNE_MARGIN_SECONDS, startTokenPruner } from "../src/pruning/token_pruner.ts";
 import { pruneTokens } from "../src/db/prune_tokens_query.ts";
 import { newToken, type SignatureBlock, signWebhook } from "../src/mailgun/sign_webhook.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
@@ -154,7 +154,7 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
   for (const { signedAt, token, data } of expired) {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const signature = await signWebhook(svc.key, String(signedAt), token);
+    const signature = signWebhook(svc.key, String(signedAt), token);
     for (const body of [eventData("complained", messageId), data]) {
       const response = await post(svc.url, JSON.stringify({ signature, "event-data": body }));
       assert.equal(response.status, 401, "a pruned token's signature was accepted");

@@ -1,18 +1,21 @@
-import { tokenOnlyRow } from "../db/apply_events_query.ts";
-import { UnauthorizedError } from "../http/errors.ts";
+import type { BatchWriter } from "../batch_writer/batch_writer.ts";
+import type { TokenWrite } from "../db/write_batch_query.ts";
 import type { ParsedEvent } from "../mailgun/parse_event_data.ts";
-import type { EventApplier } from "./event_applier.ts";
+import { TokenReusedError } from "./token_reused_error.ts";
 
 /** What authorises one write: a verified signature's token, or one made by a trusted tool. */
-export interface Authorisation {
+interface Authorisation {
   token: string;
   /** Unix seconds: when it was signed (pruned after the signature window). */
   signedAt: number;
 }
 
 /** What applying one event did. */
-export interface AppliedEvent {
-  outcome: "applied" | "duplicate" | "unmatched" | "ignored";
+export type AppliedOutcome = "applied" | "duplicate" | "unmatched" | "ignored";
+
+/** What applying one event did, and to how many rows. */
+interface AppliedEvent {
+  outcome: AppliedOutcome;
   /** Documents and tenants whose message id matched. */
   rows: number;
 }
@@ -20,38 +23,40 @@ export interface AppliedEvent {
 /**
  * Applies a parsed event under an authorisation: the one path by which an
  * event reaches the database, whether it came by webhook or by a tool.
- * Throws a 401 "replayed" error when the token was used with another event.
+ * Throws a {@link TokenReusedError} when the token was used with another event.
  */
 export async function applyEvent(
-  applier: EventApplier,
+  writer: BatchWriter,
   parsed: ParsedEvent,
   auth: Authorisation,
 ): Promise<AppliedEvent> {
   if (parsed.effect === null) {
-    await consumeToken(applier, auth, { eventData: parsed.json });
+    await spendToken(writer, auth, { eventData: parsed.json });
     return { outcome: "ignored", rows: 0 };
   }
   if (parsed.messageId === null) {
     // Recognised but matching nothing (a delayed bounce with `message.headers: {}`): Mailgun need not
     // retry it, and its token is spent, bound to this event-data, like an ignored event's.
-    await consumeToken(applier, auth, { eventData: parsed.json });
+    await spendToken(writer, auth, { eventData: parsed.json });
     return { outcome: "unmatched", rows: 0 };
   }
-  const result = await applier.apply({
+  const result = await writer.write({
+    kind: "event",
     token: auth.token,
-    bodyHash: null,
     signedAt: auth.signedAt,
-    type: parsed.effect.type,
-    status: parsed.effect.status,
-    eventId: parsed.id,
-    eventTimestamp: parsed.timestamp,
-    messageId: parsed.messageId,
-    recipient: parsed.recipient,
-    severity: parsed.severity,
-    reason: parsed.reason,
-    eventData: parsed.json,
+    event: {
+      type: parsed.effect.type,
+      status: parsed.effect.status,
+      eventId: parsed.id,
+      eventTimestamp: parsed.timestamp,
+      messageId: parsed.messageId,
+      recipient: parsed.recipient,
+      severity: parsed.severity,
+      reason: parsed.reason,
+      eventData: parsed.json,
+    },
   });
-  if (!result.accepted) throw replayedError();
+  if (!result.accepted) throw new TokenReusedError();
   const outcome = result.matched === 0 ? "unmatched" : result.appended > 0 ? "applied" : "duplicate";
   return { outcome, rows: result.matched };
 }
@@ -61,15 +66,11 @@ export async function applyEvent(
  * that it cannot carry another body: bound to the event-data (hashed by the
  * database) or, for a body that is not usable event-data, to a hash of its bytes.
  */
-export async function consumeToken(
-  applier: EventApplier,
+export async function spendToken(
+  writer: BatchWriter,
   auth: Authorisation,
-  body: { eventData: string } | { bodyHash: string },
+  binding: TokenWrite["binding"],
 ): Promise<void> {
-  const row = tokenOnlyRow(auth.token, auth.signedAt, body);
-  if (!(await applier.apply(row)).accepted) throw replayedError();
-}
-
-function replayedError(): UnauthorizedError {
-  return new UnauthorizedError("Signature token was already used with a different body.", "replayed");
+  const result = await writer.write({ kind: "token", token: auth.token, signedAt: auth.signedAt, binding });
+  if (!result.accepted) throw new TokenReusedError();
 }

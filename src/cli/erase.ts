@@ -1,5 +1,7 @@
 import { eraseRecipient } from "../db/erase_recipient_query.ts";
-import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import { loadDatabaseSettings } from "../config/database_settings.ts";
+import { readEnv } from "../config/read_env.ts";
+import { openToolDatabase } from "../db/open_tool_database.ts";
 
 const USAGE = `Usage: deno task erase <email address>
 
@@ -22,7 +24,7 @@ async function main(args: string[]): Promise<number> {
   }
   let db;
   try {
-    db = await openToolDatabase(databaseUrlFromEnv());
+    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
   } catch (error) {
     console.error(`Could not open the database: ${(error as Error).message}`);
     return 1;

@@ -1,14 +1,25 @@
+import { loadDatabaseSettings } from "../config/database_settings.ts";
+import { ConfigError, readEnv } from "../config/read_env.ts";
 import { connectPostgres } from "../db/connect_postgres.ts";
 import { migrate } from "../db/migrate.ts";
 
 /** `deno task migrate`: applies migrations/ to DATABASE_URL (the pre-deploy step). */
 if (import.meta.main) {
-  const url = Deno.env.get("DATABASE_URL")?.trim();
-  if (!url) {
-    console.error("Configuration error: DATABASE_URL is required for deno task migrate.");
+  let settings;
+  try {
+    settings = loadDatabaseSettings(readEnv());
+    if (settings.databaseUrl === undefined) throw new ConfigError("DATABASE_URL is required for deno task migrate.");
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`Configuration error: ${error.message}`);
     Deno.exit(1);
   }
-  const sql = connectPostgres(url, { max: 1, connectTimeoutMs: 10_000, prepare: false });
+  const sql = connectPostgres(settings.databaseUrl, {
+    max: 1,
+    connectTimeoutMs: 10_000,
+    prepare: false,
+    sslMode: settings.sslMode,
+  });
   try {
     const applied = await migrate(sql);
     console.log(applied.length === 0 ? "Schema is up to date." : `Applied: ${applied.join(", ")}`);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config.ts";
-import { databaseUrlFromEnv, openToolDatabase } from "../db/open_tool_database.ts";
+import { loadDatabaseSettings } from "../config/database_settings.ts";
+import { ConfigError, readEnv } from "../config/read_env.ts";
+import { openToolDatabase } from "../db/open_tool_database.ts";
 import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts";
 import { reconcile, type ReconcileSummary } from "../reconcile/reconcile.ts";
 import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
@@ -59,7 +60,7 @@ async function main(args: string[]): Promise<number> {
   });
   let db;
   try {
-    db = await openToolDatabase(databaseUrlFromEnv());
+    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
   } catch (error) {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
     return 1;

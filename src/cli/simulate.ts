@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { readEnv } from "../config/read_env.ts";
 import { buildEvent, isSimulatedKind, SIMULATED_KINDS } from "../simulate/build_event.ts";
 import { postSimulatedEvent } from "../simulate/post_simulated_event.ts";
 import { simulateSigningKey } from "../simulate/simulate_signing_key.ts";
@@ -37,10 +38,12 @@ async function main(args: string[]): Promise<number> {
     console.error(kind !== undefined && !isSimulatedKind(kind) ? `Unknown event "${kind}".\n\n${USAGE}` : USAGE);
     return 2;
   }
-  const baseUrl = parsed.values.url ?? `http://127.0.0.1:${Deno.env.get("PORT")?.trim() || "8000"}`;
+  let baseUrl;
   let signing;
   try {
-    signing = await simulateSigningKey();
+    const env = readEnv();
+    baseUrl = parsed.values.url ?? `http://127.0.0.1:${env.integer("PORT", 8000, 0, 65535)}`;
+    signing = await simulateSigningKey(env.keys("MAILGUN_WEBHOOK_SIGNING_KEY"));
   } catch (error) {
     console.error((error as Error).message);
     return 1;

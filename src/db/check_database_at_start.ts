@@ -1,5 +1,5 @@
 import type { Sql } from "postgres";
-import { log } from "../log.ts";
+import { log } from "../reporting/log.ts";
 import { schemaStatus } from "./schema_status.ts";
 
 /**

@@ -1,5 +1,5 @@
 /** How a failed statement should be handled. */
-export type ErrorKind =
+type ErrorKind =
   /** Lost the connection or the server went away: retry on a fresh connection. */
   | "connection"
   /** Deadlock, serialization failure, or a row that vanished meanwhile: retry at once. */

@@ -1,24 +1,23 @@
 import postgres, { type Sql } from "postgres";
 
 /** Pool settings. */
-export interface PostgresOptions {
+interface PostgresOptions {
   max: number;
   connectTimeoutMs: number;
   /** False behind a transaction-mode pooler, which cannot keep prepared statements. */
   prepare: boolean;
+  /** PGSSLMODE (see {@link sslFallback}). */
+  sslMode?: string;
 }
 
 /**
- * The TLS mode when `url` names none: libpq's `PGSSLMODE`, which Deno
+ * The TLS mode when `url` names none: `mode`, libpq's `PGSSLMODE`, which Deno
  * Deploy sets for linked databases but postgres.js does not read (it reads
  * `PGSSL`). An `sslmode` in the URL wins, and postgres.js reads it itself:
  * `require` demands TLS (a server without it is refused, never used in plain
  * text), `verify-full` also checks the certificate, `disable` turns TLS off.
  */
-export function sslFallback(
-  url: string,
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): { ssl?: SslMode | false } {
+export function sslFallback(url: string, mode: string | undefined): { ssl?: SslMode | false } {
   let params: URLSearchParams;
   try {
     params = new URL(url).searchParams;
@@ -26,7 +25,6 @@ export function sslFallback(
     return {};
   }
   if (params.has("sslmode") || params.has("ssl")) return {};
-  const mode = env("PGSSLMODE")?.trim().toLowerCase();
   if (!mode) return {};
   if (mode === "disable") return { ssl: false };
   // postgres.js has no verify-ca: verify-full checks more (the host name too), never less.
@@ -40,7 +38,7 @@ const SSL_MODES: SslMode[] = ["require", "allow", "prefer", "verify-full"];
 /** A postgres.js pool for `url`, with bounded connects and no notice noise on stdout. */
 export function connectPostgres(url: string, options: PostgresOptions): Sql {
   return postgres(url, {
-    ...sslFallback(url),
+    ...sslFallback(url, options.sslMode),
     max: options.max,
     prepare: options.prepare,
     connect_timeout: Math.max(1, Math.ceil(options.connectTimeoutMs / 1000)),

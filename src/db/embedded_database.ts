@@ -3,7 +3,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { lockEmbeddedDatabase } from "./embedded_lock.ts";
 
 /** A running embedded PostgreSQL, reachable over the wire on loopback. */
-export interface EmbeddedDatabase {
+interface EmbeddedDatabase {
   /** A postgres:// URL for postgres.js (one connection: PGlite has one session). */
   url: string;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 /** In the embedded database's folder: held (an exclusive file lock) by the one process that opened its files. */
-export const EMBEDDED_LOCK_FILE = "owner.lock";
+const EMBEDDED_LOCK_FILE = "owner.lock";
 
 /** Another process holds the embedded database's files. */
 export class EmbeddedDatabaseBusyError extends Error {
@@ -13,7 +13,7 @@ export class EmbeddedDatabaseBusyError extends Error {
 }
 
 /** The lock on an embedded database's folder; the operating system also releases it when the process exits. */
-export interface EmbeddedLock {
+interface EmbeddedLock {
   release(): void;
 }
 

@@ -1,5 +1,5 @@
 import type { ReservedSql, Sql } from "postgres";
-import { sha256Hex } from "../mailgun/sha256_hex.ts";
+import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { splitStatements } from "./split_statements.ts";
 
 /** Where the schema's migrations live. */
@@ -10,7 +10,7 @@ export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
  * by statement (for `create index concurrently`). It must be safe to run
  * again from its start: a failure half-way leaves it unrecorded.
  */
-export const NO_TRANSACTION_MARKER = "-- migrate: no-transaction";
+const NO_TRANSACTION_MARKER = "-- migrate: no-transaction";
 
 /** Any fixed number: the advisory lock that serialises concurrent migrations. */
 const MIGRATION_LOCK_KEY = 7_240_431_001;
@@ -23,7 +23,7 @@ const LOCK_POLL_MS = 200;
 const LOCK_TIMEOUT = "10s";
 
 /** One migration file. */
-export interface MigrationFile {
+interface MigrationFile {
   name: string;
   script: string;
   /** SHA-256 hex of the script, line endings normalised (a checkout with CRLF is the same file). */
@@ -32,7 +32,7 @@ export interface MigrationFile {
 }
 
 /** The `.sql` files of `dir`, in name order. */
-export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[]> {
+async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
     if (entry.isFile && entry.name.endsWith(".sql")) names.push(entry.name);

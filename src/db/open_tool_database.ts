@@ -1,13 +1,13 @@
 import type { Sql } from "postgres";
-import { EMBEDDED_DATABASE_DIR } from "../config.ts";
-import { EMBEDDED_URL_FILE } from "../start_service.ts";
+import type { DatabaseSettings } from "../config/database_settings.ts";
+import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "../config/embedded_files.ts";
 import { connectPostgres } from "./connect_postgres.ts";
 import { startEmbeddedDatabase } from "./embedded_database.ts";
 import { tryLockEmbeddedDatabase } from "./embedded_lock.ts";
 import { migrate } from "./migrate.ts";
 
 /** The database a command-line tool works on. */
-export interface ToolDatabase {
+interface ToolDatabase {
   sql: Sql;
   /** Where it is, in words, for the tool's output (never a password). */
   description: string;
@@ -17,7 +17,7 @@ export interface ToolDatabase {
 /**
  * Opens the database a tool (reconcile, sql) works on, the same one the
  * service would use:
- * 1. `databaseUrl` (DATABASE_URL, see {@link databaseUrlFromEnv}), when set;
+ * 1. `settings.databaseUrl` (DATABASE_URL), when set;
  * 2. else, when no process holds the embedded database (its lock is free),
  *    its files themselves, migrated as `deno task start` would (so a fresh
  *    clone works), holding the lock until closed;
@@ -28,11 +28,17 @@ export interface ToolDatabase {
  *    service fails and says why.
  */
 export async function openToolDatabase(
-  databaseUrl: string | undefined,
+  settings: DatabaseSettings,
   dir: string = EMBEDDED_DATABASE_DIR,
 ): Promise<ToolDatabase> {
+  const { databaseUrl } = settings;
   if (databaseUrl !== undefined) {
-    const sql = connectPostgres(databaseUrl, { max: 2, connectTimeoutMs: 10_000, prepare: true });
+    const sql = connectPostgres(databaseUrl, {
+      max: 2,
+      connectTimeoutMs: 10_000,
+      prepare: true,
+      sslMode: settings.sslMode,
+    });
     return { sql, description: `DATABASE_URL (${hostOf(databaseUrl)})`, close: () => sql.end({ timeout: 5 }) };
   }
   const lock = await tryLockEmbeddedDatabase(dir);
@@ -85,11 +91,6 @@ async function openRunningService(dir: string): Promise<ToolDatabase> {
     description: `the embedded database of the running service (${dir})`,
     close: () => sql.end({ timeout: 5 }),
   };
-}
-
-/** DATABASE_URL, or undefined when unset or blank. */
-export function databaseUrlFromEnv(): string | undefined {
-  return Deno.env.get("DATABASE_URL")?.trim() || undefined;
 }
 
 async function readUrlFile(path: string): Promise<string | undefined> {

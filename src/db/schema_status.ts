@@ -3,7 +3,7 @@ import { MIGRATIONS_DIR } from "./migrate.ts";
 import { withTimeout } from "./with_timeout.ts";
 
 /** What the database says about the schema the service needs. */
-export type SchemaStatus =
+type SchemaStatus =
   | { state: "current" }
   /** Answers, but some migrations the service ships are not applied (or none is). */
   | { state: "behind"; missing: string[] }

@@ -1,4 +1,4 @@
-import { jsonResponse } from "./errors.ts";
+import { jsonResponse } from "./error_response.ts";
 
 /**
  * The shutdown budget. Deno Deploy sends SIGINT and kills the instance 5 s
@@ -13,7 +13,7 @@ export const SHUTDOWN_BUDGET_MS = {
   /** The HTTP server closes its connections. */
   server: 500,
   /** Statements still queued or running after that. */
-  applier: 1_000,
+  writer: 1_000,
   /** The pool closes (postgres.js cancels what is left). */
   pool: 500,
 } as const;
@@ -22,7 +22,7 @@ export const SHUTDOWN_BUDGET_MS = {
 export const SHUTDOWN_DEADLINE_MS = 4_500;
 
 /** Longest wait for requests in flight when stopping. */
-export const DRAIN_TIMEOUT_MS = SHUTDOWN_BUDGET_MS.drain;
+const DRAIN_TIMEOUT_MS = SHUTDOWN_BUDGET_MS.drain;
 
 /** Waits for `promise` at most `ms`; resolves false when the wait ran out (the promise keeps running, unwatched). */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -36,7 +36,7 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 /** A handler that can be drained before the server stops. */
-export interface DrainableHandler {
+interface DrainableHandler {
   handler: (request: Request) => Promise<Response>;
   /** From now on answers 503 (Mailgun retries), and resolves once the requests in flight have finished. */
   drain(timeoutMs?: number): Promise<void>;

@@ -1,4 +1,4 @@
-import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from "./errors.ts";
+import { BodyTooLargeError, SlowBodyError, UnreadableBodyError } from "./body_errors.ts";
 
 /**
  * Reads a request body up to `limitBytes`, giving up after `timeoutMs`.
@@ -12,7 +12,7 @@ export async function readBody(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limitBytes) {
-    throw new PayloadTooLargeError(`Body of ${declared} bytes is over the limit of ${limitBytes} bytes.`);
+    throw new BodyTooLargeError(`Body of ${declared} bytes is over the limit of ${limitBytes} bytes.`);
   }
   if (request.body === null) return new Uint8Array(0);
   if (declared !== null) return await readDeclared(request, timeoutMs);
@@ -27,19 +27,19 @@ export async function readBody(
   try {
     while (true) {
       const { done, value } = await reader.read();
-      if (timedOut) throw new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`);
+      if (timedOut) throw new SlowBodyError(`Body did not arrive within ${timeoutMs} ms.`);
       if (done) break;
       length += value.byteLength;
       if (length > limitBytes) {
         reader.cancel().catch(() => {});
-        throw new PayloadTooLargeError(`Body is over the limit of ${limitBytes} bytes.`);
+        throw new BodyTooLargeError(`Body is over the limit of ${limitBytes} bytes.`);
       }
       chunks.push(value);
     }
   } catch (error) {
-    if (timedOut) throw new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`);
-    if (error instanceof PayloadTooLargeError) throw error;
-    throw new BadRequestError("Body could not be read whole.");
+    if (timedOut) throw new SlowBodyError(`Body did not arrive within ${timeoutMs} ms.`);
+    if (error instanceof BodyTooLargeError) throw error;
+    throw new UnreadableBodyError("Body could not be read whole.", { cause: error });
   } finally {
     clearTimeout(timer);
   }
@@ -63,15 +63,15 @@ async function readDeclared(request: Request, timeoutMs: number): Promise<Uint8A
   const reading = request.bytes();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RequestTimeoutError(`Body did not arrive within ${timeoutMs} ms.`)), timeoutMs);
+    timer = setTimeout(() => reject(new SlowBodyError(`Body did not arrive within ${timeoutMs} ms.`)), timeoutMs);
   });
   try {
     return await Promise.race([reading, timeout]);
   } catch (error) {
     // Whatever happens to the read afterwards must not become an unhandled rejection.
     reading.catch(() => {});
-    if (error instanceof RequestTimeoutError) throw error;
-    throw new BadRequestError("Body could not be read whole.");
+    if (error instanceof SlowBodyError) throw error;
+    throw new UnreadableBodyError("Body could not be read whole.", { cause: error });
   } finally {
     clearTimeout(timer);
   }

@@ -1,11 +1,8 @@
-/** Statuses, in the order a row climbs them. */
-export const EMAIL_STATUS_LADDER = ["SENT", "DELIVERED", "FAILED", "COMPLAINED"] as const;
-
-/** A row's email status. */
-export type EmailStatus = typeof EMAIL_STATUS_LADDER[number];
+/** A row's email status. The order a row climbs them in is the database's (`email_status_rank` in migrations/). */
+type EmailStatus = "SENT" | "DELIVERED" | "FAILED" | "COMPLAINED";
 
 /** An entry type in the audit trail. */
-export type EmailEventType = "EMAIL_DELIVERED" | "EMAIL_FAILED" | "EMAIL_TEMP_FAILED" | "EMAIL_COMPLAINED";
+type EmailEventType = "EMAIL_DELIVERED" | "EMAIL_FAILED" | "EMAIL_TEMP_FAILED" | "EMAIL_COMPLAINED";
 
 /** What one Mailgun event does to a row. */
 export interface EventEffect {

@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { NotAcceptableError } from "../http/errors.ts";
-import { sha256Hex } from "./sha256_hex.ts";
-import { NotStorableError, storableJson } from "./storable_json.ts";
+import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { NotStorableError, storableJson } from "../encoding/storable_json.ts";
+import { UnusableEventError } from "./mailgun_errors.ts";
 import { type EventEffect, mapEvent } from "./map_event.ts";
 
 /** Event timestamps past 9999-12-31 are not times (PostgreSQL's timestamptz stops later, but nothing is sent then). */
-export const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
+const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
 
 /**
  * Marks an event id the service derived: Mailgun's real events carry an `id`, but captured and trimmed ones
@@ -57,37 +57,36 @@ const trackedSchema = z.looseObject({
 
 /**
  * Checks the event-data of a signed webhook and extracts what the service
- * uses. Throws a {@link NotAcceptableError} (406: Mailgun will not retry)
- * when it can never be used.
+ * uses. Throws an {@link UnusableEventError} when it can never be used.
  */
 export function parseEventData(eventData: unknown): ParsedEvent {
   if (typeof eventData !== "object" || eventData === null || Array.isArray(eventData)) {
-    throw new NotAcceptableError("event-data is missing or not an object.");
+    throw new UnusableEventError("event-data is missing or not an object.");
   }
   let json: string;
   try {
     json = storableJson(eventData);
   } catch (error) {
     if (error instanceof NotStorableError) {
-      throw new NotAcceptableError(`event-data cannot be stored: ${error.message}`);
+      throw new UnusableEventError(`event-data cannot be stored: ${error.message}`, { cause: error });
     }
     throw error;
   }
   const identity = identitySchema.safeParse(eventData);
-  if (!identity.success) throw new NotAcceptableError(`event-data is unusable: ${describe(identity.error)}`);
+  if (!identity.success) throw new UnusableEventError(`event-data is unusable: ${describe(identity.error)}`);
   const { event } = identity.data;
   const id = identity.data.id ?? DERIVED_EVENT_ID_PREFIX + sha256Hex(json);
   let effect: EventEffect | null;
   try {
     effect = mapEvent(event, (eventData as Record<string, unknown>).severity);
   } catch (error) {
-    throw new NotAcceptableError(`event-data is unusable: ${(error as Error).message}`);
+    throw new UnusableEventError(`event-data is unusable: ${(error as Error).message}`, { cause: error });
   }
   if (effect === null) {
     return { event, id, effect, timestamp: 0, messageId: null, recipient: null, severity: null, reason: null, json };
   }
   const tracked = trackedSchema.safeParse(eventData);
-  if (!tracked.success) throw new NotAcceptableError(`event-data is unusable: ${describe(tracked.error)}`);
+  if (!tracked.success) throw new UnusableEventError(`event-data is unusable: ${describe(tracked.error)}`);
   // The timestamp is checked even so: without it an event could not be ordered or told from a re-delivery.
   const messageId = bareMessageId(tracked.data.message?.headers?.["message-id"] ?? "");
   return {

@@ -1,4 +1,4 @@
-import { BadRequestError } from "../http/errors.ts";
+import { MalformedBodyError } from "./mailgun_errors.ts";
 
 /** The two parts of a Mailgun webhook body, not yet checked. */
 export interface WebhookBody {
@@ -9,13 +9,13 @@ export interface WebhookBody {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Parses the JSON body; throws a {@link BadRequestError} when it is not JSON. */
+/** Parses the JSON body; throws a {@link MalformedBodyError} when it is not UTF-8 JSON. */
 export function parseWebhookBody(bytes: Uint8Array): WebhookBody {
   let parsed: unknown;
   try {
     parsed = JSON.parse(decoder.decode(bytes));
-  } catch {
-    throw new BadRequestError("Body is not JSON.");
+  } catch (error) {
+    throw new MalformedBodyError("Body is not JSON.", { cause: error });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     return { signature: undefined, eventData: undefined };

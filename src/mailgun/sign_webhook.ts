@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { toHex } from "./hex.ts";
+import { toHex } from "../encoding/hex.ts";
 
 /** A Mailgun signature block. */
 export interface SignatureBlock {

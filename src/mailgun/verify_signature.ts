@@ -1,9 +1,9 @@
 import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
-import { UnauthorizedError } from "../http/errors.ts";
-import { fromHex } from "./hex.ts";
+import { fromHex } from "../encoding/hex.ts";
+import { SignatureError } from "./mailgun_errors.ts";
 
 /** Mailgun's webhook tokens are 50 characters; anything far longer is not one. */
-export const MAX_TOKEN_LENGTH = 256;
+const MAX_TOKEN_LENGTH = 256;
 /** hex(HMAC-SHA256) is 64 characters. */
 const SIGNATURE_PATTERN = /^[0-9a-fA-F]{64}$/;
 /** Printable ASCII only: tokens are stored, and must be safe to store. */
@@ -46,7 +46,7 @@ export function importSigningKeys(keys: string[]): SigningKey[] {
  * Subaccount events carry, inside the same block, `parent-signature`: the same
  * HMAC over the same timestamp and token made with the parent account's key;
  * it is tried against `parentKeys` when the block's own signature matches none
- * of `keys`. Throws an {@link UnauthorizedError} with the precise reason.
+ * of `keys`. Throws a {@link SignatureError} with the precise reason.
  */
 export function verifySignature(
   block: unknown,
@@ -56,31 +56,31 @@ export function verifySignature(
   parentKeys: SigningKey[] = [],
 ): VerifiedSignature {
   if (typeof block !== "object" || block === null || Array.isArray(block)) {
-    throw new UnauthorizedError("Signature block is missing.");
+    throw new SignatureError("Signature block is missing.");
   }
   const { timestamp, token, signature, "parent-signature": parentSignature } = block as Record<string, unknown>;
   const timestampText = typeof timestamp === "number" && Number.isSafeInteger(timestamp)
     ? String(timestamp)
     : timestamp;
   if (typeof timestampText !== "string" || !TIMESTAMP_PATTERN.test(timestampText)) {
-    throw new UnauthorizedError("Signature timestamp is missing or not Unix seconds.");
+    throw new SignatureError("Signature timestamp is missing or not Unix seconds.");
   }
   if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) {
-    throw new UnauthorizedError("Signature token is missing or malformed.");
+    throw new SignatureError("Signature token is missing or malformed.");
   }
   const ownValid = typeof signature === "string" && SIGNATURE_PATTERN.test(signature);
   // A parent-signature only counts where parent keys are configured; otherwise it is ignored.
   const parentValid = parentKeys.length > 0 && typeof parentSignature === "string" &&
     SIGNATURE_PATTERN.test(parentSignature);
   if (!ownValid && !parentValid) {
-    throw new UnauthorizedError("Signature is missing or not 64 hex characters.");
+    throw new SignatureError("Signature is missing or not 64 hex characters.");
   }
   const signedAt = Number(timestampText);
   if (signedAt < nowSeconds - window.maxAgeSeconds) {
-    throw new UnauthorizedError(`Signature timestamp is more than ${window.maxAgeSeconds} s old.`);
+    throw new SignatureError(`Signature timestamp is more than ${window.maxAgeSeconds} s old.`);
   }
   if (signedAt > nowSeconds + window.maxFutureSeconds) {
-    throw new UnauthorizedError(`Signature timestamp is more than ${window.maxFutureSeconds} s in the future.`);
+    throw new SignatureError(`Signature timestamp is more than ${window.maxFutureSeconds} s in the future.`);
   }
   const signedData = timestampText + token;
   if (ownValid) {
@@ -91,7 +91,7 @@ export function verifySignature(
     const keyIndex = matchingKey(fromHex(parentSignature as string), parentKeys, signedData);
     if (keyIndex >= 0) return { timestamp: signedAt, token, keyIndex, parent: true };
   }
-  throw new UnauthorizedError(
+  throw new SignatureError(
     parentKeys.length > 0
       ? "Neither signature nor parent-signature matches any configured signing key."
       : "Signature does not match any configured signing key.",

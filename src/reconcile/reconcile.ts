@@ -1,12 +1,12 @@
-import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config.ts";
 import type { Sql } from "postgres";
 import { applyEvent } from "../apply/apply_event.ts";
-import { createEventApplier, type EventApplier } from "../apply/event_applier.ts";
+import { type BatchWriter, createBatchWriter } from "../batch_writer/batch_writer.ts";
+import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config/service_config.ts";
+import { DataRefusedError } from "../db/database_errors.ts";
 import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
-import { DataRefusedError } from "../apply/apply_errors.ts";
-import { NotAcceptableError } from "../http/errors.ts";
+import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { UnusableEventError } from "../mailgun/mailgun_errors.ts";
 import { bareMessageId, parseEventData } from "../mailgun/parse_event_data.ts";
-import { sha256Hex } from "../mailgun/sha256_hex.ts";
 import { MailgunApiError, type MailgunEventsClient } from "./mailgun_events_client.ts";
 import { messageSentAt } from "./message_sent_at.ts";
 
@@ -105,7 +105,7 @@ export async function reconcile(
     byMessage.set(key, group);
   }
   summary.messageIds = byMessage.size;
-  const applier = createEventApplier(sql, {
+  const writer = createBatchWriter(sql, {
     maxBatch: 64,
     maxInFlight: 1,
     queryTimeoutMs: options.queryTimeoutMs ?? 10_000,
@@ -124,7 +124,7 @@ export async function reconcile(
         for await (const item of mailgun.eventsFor(messageId, begin, now)) {
           counts.found++;
           summary.eventsFound++;
-          const outcome = await applyOne(applier, item);
+          const outcome = await applyOne(writer, item);
           summary[outcome]++;
           if (outcome === "applied") counts.applied++;
           else if (outcome === "duplicates") counts.duplicates++;
@@ -146,23 +146,23 @@ export async function reconcile(
       report(`  ${label}: ${counts.found} event${counts.found === 1 ? "" : "s"}, ${parts.join(", ")}`);
     }
   } finally {
-    await applier.drain();
+    await writer.drain();
   }
   return summary;
 }
 
 async function applyOne(
-  applier: EventApplier,
+  writer: BatchWriter,
   item: Record<string, unknown>,
 ): Promise<"applied" | "duplicates" | "unmatched" | "ignored" | "unusable"> {
   try {
     const parsed = parseEventData(item);
     // Deterministic: the same event always brings the same token, bound to the same body.
-    const token = `reconcile-${await sha256Hex(parsed.json)}`;
-    const { outcome } = await applyEvent(applier, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
+    const token = `reconcile-${sha256Hex(parsed.json)}`;
+    const { outcome } = await applyEvent(writer, parsed, { token, signedAt: Math.floor(Date.now() / 1000) });
     return outcome === "duplicate" ? "duplicates" : outcome;
   } catch (error) {
-    if (error instanceof NotAcceptableError || error instanceof DataRefusedError) return "unusable";
+    if (error instanceof UnusableEventError || error instanceof DataRefusedError) return "unusable";
     throw error;
   }
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from "../config.ts";
+import { ConfigError, type EnvSource, readEnv, wholeNumber } from "../config/read_env.ts";
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
 import { MAILGUN_API_BASE_URLS } from "./mailgun_events_client.ts";
 
@@ -13,15 +13,12 @@ export const DEFAULT_LIMIT = 1000;
 export interface ReconcileConfig {
   apiKey: string;
   domain: string;
-  region: keyof typeof MAILGUN_API_BASE_URLS;
   baseUrl: string;
   minAgeMs: number;
   maxAgeMs: number;
   limit: number;
   backoff: Omit<BackoffOptions, "onRetry">;
 }
-
-type Get = (name: string) => string | undefined;
 
 /**
  * Reads the reconcile settings: MAILGUN_API_KEY, MAILGUN_DOMAIN and
@@ -31,12 +28,10 @@ type Get = (name: string) => string | undefined;
  */
 export function loadReconcileConfig(
   flags: { minAge?: string; maxAge?: string; limit?: string } = {},
-  env: Get = (name) => Deno.env.get(name),
+  source?: EnvSource,
 ): ReconcileConfig {
-  const get: Get = (name) => {
-    const value = env(name)?.trim();
-    return value === "" ? undefined : value;
-  };
+  const env = readEnv(source);
+  const get = env.text;
   const apiKey = get("MAILGUN_API_KEY");
   if (apiKey === undefined) {
     throw new ConfigError(
@@ -61,16 +56,15 @@ export function loadReconcileConfig(
   return {
     apiKey,
     domain,
-    region,
     baseUrl,
     minAgeMs,
     maxAgeMs,
-    limit: whole("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 100_000),
+    limit: wholeNumber("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 100_000),
     backoff: {
-      maxAttempts: whole("RECONCILE_MAX_ATTEMPTS", get("RECONCILE_MAX_ATTEMPTS"), 6, 1, 20),
-      baseDelayMs: whole("RECONCILE_BACKOFF_MS", get("RECONCILE_BACKOFF_MS"), 1_000, 0, 60_000),
-      maxDelayMs: whole("RECONCILE_MAX_BACKOFF_MS", get("RECONCILE_MAX_BACKOFF_MS"), 60_000, 0, 600_000),
-      timeoutMs: whole("RECONCILE_REQUEST_TIMEOUT_MS", get("RECONCILE_REQUEST_TIMEOUT_MS"), 30_000, 100, 300_000),
+      maxAttempts: env.integer("RECONCILE_MAX_ATTEMPTS", 6, 1, 20),
+      baseDelayMs: env.integer("RECONCILE_BACKOFF_MS", 1_000, 0, 60_000),
+      maxDelayMs: env.integer("RECONCILE_MAX_BACKOFF_MS", 60_000, 0, 600_000),
+      timeoutMs: env.integer("RECONCILE_REQUEST_TIMEOUT_MS", 30_000, 100, 300_000),
     },
   };
 }
@@ -84,13 +78,4 @@ export function duration(name: string, raw: string): number {
     throw new ConfigError(`${name} must be a duration like 30m, 2h or 7d (got "${raw}").`);
   }
   return Number(match[1]) * (UNITS[match[2]] ?? 0);
-}
-
-function whole(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${raw}").`);
-  }
-  return value;
 }

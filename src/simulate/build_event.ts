@@ -4,7 +4,7 @@ import { bareMessageId } from "../mailgun/parse_event_data.ts";
 export const SIMULATED_KINDS = ["delivered", "failed", "temporary-failure", "complained", "opened"] as const;
 
 /** One of {@link SIMULATED_KINDS}. */
-export type SimulatedKind = typeof SIMULATED_KINDS[number];
+type SimulatedKind = typeof SIMULATED_KINDS[number];
 
 /** True when `value` names a kind that can be simulated. */
 export function isSimulatedKind(value: string): value is SimulatedKind {
@@ -12,7 +12,7 @@ export function isSimulatedKind(value: string): value is SimulatedKind {
 }
 
 /** Details of a simulated event; each has a realistic default. */
-export interface SimulateOptions {
+interface SimulateOptions {
   recipient?: string;
   /** When the event happened; default now. */
   at?: Date;

@@ -1,8 +1,8 @@
 import { signWebhook } from "../mailgun/sign_webhook.ts";
-import { WEBHOOK_PATH } from "../http/create_handler.ts";
+import { WEBHOOK_PATH } from "../config/routes.ts";
 
 /** What the service answered to a simulated event. */
-export interface SimulatedResponse {
+interface SimulatedResponse {
   /** The URL posted to. */
   url: string;
   status: number;
@@ -21,7 +21,7 @@ export async function postSimulatedEvent(
   timeoutMs = 15_000,
 ): Promise<SimulatedResponse> {
   const url = new URL(WEBHOOK_PATH, baseUrl).href;
-  const signature = await signWebhook(signingKey);
+  const signature = signWebhook(signingKey);
   const response = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", "user-agent": "comprobify-simulate" },

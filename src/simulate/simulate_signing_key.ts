@@ -1,24 +1,23 @@
-import { EMBEDDED_DATABASE_DIR } from "../config.ts";
-import { DEV_SIGNING_KEY_FILE } from "../dev_signing_key.ts";
+import { DEV_SIGNING_KEY_FILE } from "../config/dev_signing_key.ts";
+import { EMBEDDED_DATABASE_DIR } from "../config/embedded_files.ts";
 
 /** The key a simulation signs with, and where it came from (never printed itself). */
-export interface SimulateKey {
+interface SimulateKey {
   key: string;
   source: string;
 }
 
 /**
- * The key the local service verifies with: the first of
+ * The key the local service verifies with: `configuredKeys[0]`, the first of
  * MAILGUN_WEBHOOK_SIGNING_KEY (the one Mailgun signs with during a
  * rotation), else the development key that `deno task start` made in the
  * embedded database's folder. Throws with a next step when there is neither.
  */
 export async function simulateSigningKey(
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  configuredKeys: string[],
   dir: string = EMBEDDED_DATABASE_DIR,
 ): Promise<SimulateKey> {
-  const configured = env("MAILGUN_WEBHOOK_SIGNING_KEY")?.split(",").map((key) => key.trim()).find((key) => key !== "");
-  if (configured !== undefined) return { key: configured, source: "MAILGUN_WEBHOOK_SIGNING_KEY" };
+  if (configuredKeys.length > 0) return { key: configuredKeys[0], source: "MAILGUN_WEBHOOK_SIGNING_KEY" };
   const path = `${dir}/${DEV_SIGNING_KEY_FILE}`;
   try {
     const key = (await Deno.readTextFile(path)).trim();

@@ -72,7 +72,7 @@ async function rssMiB(): Promise<number> {
 async function realWebhook(): Promise<{ status: number; ms: number }> {
   const started = performance.now();
   const body = JSON.stringify({
-    signature: await signWebhook(signingKey),
+    signature: signWebhook(signingKey),
     "event-data": eventData("delivered", messageIds[0]),
   });
   const response = await fetch(`${server.url}/v1/mailgun/webhook`, { method: "POST", body });

@@ -132,7 +132,7 @@ export async function runMailgunSender(options: SenderOptions): Promise<SenderRe
   }
 
   async function deliver(event: OutgoingEvent): Promise<void> {
-    const original = await signWebhook(options.signingKey);
+    const original = signWebhook(options.signingKey);
     const delivery: EventDelivery = { attempts: 0, last: "error", acceptedTokens: [] };
     report.byEvent.set(event.id, delivery);
     let signature = original;
@@ -153,7 +153,7 @@ export async function runMailgunSender(options: SenderOptions): Promise<SenderRe
         signature = original;
       } else {
         report.retriesWithFreshSignature++;
-        signature = await signWebhook(options.signingKey);
+        signature = signWebhook(options.signingKey);
       }
     }
     if (delivery.last === 406) report.refused.push(event.id);

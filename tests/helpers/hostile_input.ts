@@ -377,7 +377,7 @@ function stringify(value: unknown): string {
 }
 
 /** Makes the request of a case; `used` holds signature blocks already spent, for replays. */
-async function build(c: FuzzCase, target: FuzzTarget, used: SignatureBlock[]): Promise<Built> {
+function build(c: FuzzCase, target: FuzzTarget, used: SignatureBlock[]): Built {
   const r = c.recipe;
   const headers: Record<string, string> = c.contentType === null ? {} : { "content-type": c.contentType };
   const event = (kind: Kind, messageId: string, list: Mutation[]) => applyMutations(eventData(kind, messageId), list);
@@ -401,24 +401,24 @@ async function build(c: FuzzCase, target: FuzzTarget, used: SignatureBlock[]): P
       break;
     case "forged": {
       const data = event(r.base, someId(), r.mutations);
-      text = stringify({ signature: await forge(r.forgery, target.key), "event-data": data });
+      text = stringify({ signature: forge(r.forgery, target.key), "event-data": data });
       break;
     }
     case "replay": {
       const data = event(r.base, someId(), [...r.mutations, { path: ["id"], value: `replay-${crypto.randomUUID()}` }]);
-      const block = used.length > 0 ? used[r.pick % used.length] : await signWebhook("not-the-key");
+      const block = used.length > 0 ? used[r.pick % used.length] : signWebhook("not-the-key");
       text = stringify({ signature: block, "event-data": data });
       break;
     }
     case "truncated": {
       const data = event(r.base, someId(), r.mutations);
-      const whole = stringify({ signature: await signWebhook(target.key), "event-data": data });
+      const whole = stringify({ signature: signWebhook(target.key), "event-data": data });
       text = whole.slice(0, Math.floor(whole.length * r.fraction));
       break;
     }
     case "signed": {
       const data = event(r.base, target.messageIds[r.target % target.messageIds.length], r.mutations);
-      signature = await signWebhook(target.key);
+      signature = signWebhook(target.key);
       text = stringify({ signature, "event-data": data });
       signed = true;
       break;
@@ -436,8 +436,8 @@ async function build(c: FuzzCase, target: FuzzTarget, used: SignatureBlock[]): P
   };
 }
 
-async function forge(forgery: Forgery, key: string): Promise<unknown> {
-  const good = await signWebhook(key);
+function forge(forgery: Forgery, key: string): unknown {
+  const good = signWebhook(key);
   const now = Math.floor(Date.now() / 1000);
   switch (forgery.kind) {
     case "field": {
@@ -456,15 +456,15 @@ async function forge(forgery: Forgery, key: string): Promise<unknown> {
       return { ...good, [forgery.field]: value.slice(0, at) + swapped + value.slice(at + 1) };
     }
     case "wrong-key":
-      return await signWebhook(`${key}-rotated-away`);
+      return signWebhook(`${key}-rotated-away`);
     case "stale":
-      return await signWebhook(key, String(now - forgery.seconds));
+      return signWebhook(key, String(now - forgery.seconds));
     case "future":
-      return await signWebhook(key, String(now + forgery.seconds));
+      return signWebhook(key, String(now + forgery.seconds));
     case "missing":
       return undefined;
     case "uppercase-wrong":
-      return { ...good, signature: (await signWebhook(`${key}x`, good.timestamp, good.token)).signature.toUpperCase() };
+      return { ...good, signature: (signWebhook(`${key}x`, good.timestamp, good.token)).signature.toUpperCase() };
   }
 }
 
@@ -560,7 +560,7 @@ export async function fuzzWebhook(target: FuzzTarget, seed: number, numRuns: num
   const property = fc.asyncProperty(fuzzCase, async (c) => {
     report.cases++;
     report.byKind[c.recipe.kind] = (report.byKind[c.recipe.kind] ?? 0) + 1;
-    const request = await build(c, target, used);
+    const request = build(c, target, used);
     const before = await fingerprint(target.sql);
     const linesBefore = target.logLines?.().length ?? 0;
     const status = await send(target, request, c);

@@ -1,8 +1,8 @@
 import type { Sql } from "postgres";
-import { type Config, loadConfig } from "../../src/config.ts";
+import { type Config, loadConfig } from "../../src/config/service_config.ts";
 import { connectPostgres } from "../../src/db/connect_postgres.ts";
 import { migrate } from "../../src/db/migrate.ts";
-import { setLogWriter } from "../../src/log.ts";
+import { setLogWriter } from "../../src/reporting/log.ts";
 import { startService } from "../../src/start_service.ts";
 import { createTestDatabase, type TestDatabase } from "./test_database.ts";
 

@@ -1,54 +1,49 @@
 import type { PendingQuery, Row, Sql } from "postgres";
 
-/** One signed webhook to record: its token, and the event it carries (if any). */
-export interface EventRow {
+/** What one signed webhook writes: always its token and, when it carries a tracked event, the event. */
+export type BatchRow = EventWrite | TokenWrite;
+
+/** A token spent with the tracked event it carries: the event is recorded in the trail and applied. */
+interface EventWrite {
+  kind: "event";
   token: string;
-  /**
-   * What the token is bound to: null for the event-data's own hash, made by
-   * the database (webhook_body_hash); else SHA-256 hex of a raw body.
-   */
-  bodyHash: string | null;
   /** The signature timestamp, Unix seconds. */
   signedAt: number;
-  /** Null when the token is only to be consumed (ignored or unusable events). */
-  type: string | null;
+  event: StoredEvent;
+}
+
+/** A token spent alone (an ignored, unmatched or unusable event), bound to what it came with. */
+export interface TokenWrite {
+  kind: "token";
+  token: string;
+  /** The signature timestamp, Unix seconds. */
+  signedAt: number;
+  /**
+   * The event-data, whose jsonb form the database hashes (webhook_body_hash);
+   * or the SHA-256 hex of bytes the database could not read as event-data.
+   */
+  binding: { eventData: string } | { bodyHash: string };
+}
+
+/** A tracked event as the trail and the status columns take it. */
+interface StoredEvent {
+  /** The trail entry's type, e.g. EMAIL_DELIVERED. */
+  type: string;
+  /** The status to climb to; null leaves the status as it is. */
   status: string | null;
-  eventId: string | null;
-  eventTimestamp: number | null;
-  messageId: string | null;
+  eventId: string;
+  /** Unix seconds, with a fraction. */
+  eventTimestamp: number;
+  messageId: string;
   recipient: string | null;
   severity: string | null;
   reason: string | null;
-  eventData: string | null;
+  /** The event-data as JSON, checked storable. */
+  eventData: string;
 }
 
-/**
- * A row that only spends a token: bound to `bodyHash` (SHA-256 hex) when given,
- * else to the hash the database makes of `eventData`.
- */
-export function tokenOnlyRow(
-  token: string,
-  signedAt: number,
-  binding: { bodyHash: string } | { eventData: string },
-): EventRow {
-  return {
-    token,
-    bodyHash: "bodyHash" in binding ? binding.bodyHash : null,
-    signedAt,
-    type: null,
-    status: null,
-    eventId: null,
-    eventTimestamp: null,
-    messageId: null,
-    recipient: null,
-    severity: null,
-    reason: null,
-    eventData: "eventData" in binding ? binding.eventData : null,
-  };
-}
-
-/** What the statement did for one {@link EventRow}, in input order. */
-export interface EventRowResult {
+/** What the statement did for one {@link BatchRow}, in input order. */
+export interface BatchRowResult {
   /** False when the token was already used with another body. */
   accepted: boolean;
   /** Documents and tenants whose message id matched. */
@@ -77,11 +72,11 @@ export interface EventRowResult {
  * taken before the statement runs: that wait is bounded by the caller's
  * statement timeout instead.
  */
-export function applyEvents(sql: Sql, rows: EventRow[], lockTimeoutMs: number): PendingQuery<Row[]> {
+export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): PendingQuery<Row[]> {
   return sql`
     with input as (
       select *
-      from jsonb_to_recordset(${eventRowsJson(rows)}::text::jsonb) as i(
+      from jsonb_to_recordset(${batchJson(rows)}::text::jsonb) as i(
         n int, token text, body_hash text, signed_at float8, type text, status text, event_id text,
         event_ts float8, message_id text, recipient text, severity text, reason text, event_data jsonb
       )
@@ -185,22 +180,29 @@ export function applyEvents(sql: Sql, rows: EventRow[], lockTimeoutMs: number): 
 }
 
 /**
- * The batch as ONE parameter: a JSON array of rows. Every value is encoded
- * with JSON.stringify; the event-data is JSON already (checked storable) and
- * goes in as is. One parameter costs postgres.js a third of what twelve arrays did,
- * and postgres.js serialises no array (see the note in jsonText).
+ * The batch as ONE parameter, a JSON array of rows, which postgres.js sends
+ * as it is (no per-value serialising, no arrays; see jsonText). Every value
+ * is encoded with JSON.stringify; the event-data is JSON already (checked
+ * storable) and goes in as is.
  */
-function eventRowsJson(rows: EventRow[]): string {
+function batchJson(rows: BatchRow[]): string {
   let json = "[";
   for (let n = 0; n < rows.length; n++) {
     const row = rows[n];
-    json += (n === 0 ? "" : ",") + '{"n":' + n + ',"token":' + JSON.stringify(row.token) +
-      ',"body_hash":' + jsonText(row.bodyHash) + ',"signed_at":' + row.signedAt +
-      ',"type":' + jsonText(row.type) + ',"status":' + jsonText(row.status) +
-      ',"event_id":' + jsonText(row.eventId) + ',"event_ts":' + (row.eventTimestamp ?? "null") +
-      ',"message_id":' + jsonText(row.messageId) + ',"recipient":' + jsonText(row.recipient) +
-      ',"severity":' + jsonText(row.severity) + ',"reason":' + jsonText(row.reason) +
-      ',"event_data":' + (row.eventData ?? "null") + "}";
+    json += (n === 0 ? "" : ",") + '{"n":' + n + ',"token":' + JSON.stringify(row.token) + ',"signed_at":' +
+      row.signedAt;
+    if (row.kind === "event") {
+      const event = row.event;
+      json += ',"type":' + JSON.stringify(event.type) + ',"status":' + jsonText(event.status) +
+        ',"event_id":' + JSON.stringify(event.eventId) + ',"event_ts":' + event.eventTimestamp +
+        ',"message_id":' + JSON.stringify(event.messageId) + ',"recipient":' + jsonText(event.recipient) +
+        ',"severity":' + jsonText(event.severity) + ',"reason":' + jsonText(event.reason) +
+        ',"event_data":' + event.eventData + "}";
+    } else if ("bodyHash" in row.binding) {
+      json += ',"body_hash":' + JSON.stringify(row.binding.bodyHash) + "}";
+    } else {
+      json += ',"event_data":' + row.binding.eventData + "}";
+    }
   }
   return json + "]";
 }

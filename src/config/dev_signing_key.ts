@@ -1,4 +1,4 @@
-import { toHex } from "./mailgun/hex.ts";
+import { toHex } from "../encoding/hex.ts";
 
 /** The file, in the embedded database's folder, that keeps the development signing key. */
 export const DEV_SIGNING_KEY_FILE = "dev-signing-key";

@@ -1,13 +1,13 @@
 import type { Sql } from "postgres";
 import { pruneTokens } from "../db/prune_tokens_query.ts";
-import { log } from "../log.ts";
+import { log } from "../reporting/log.ts";
 
 /** How often the service prunes consumed tokens. */
-export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 /** The first pruning, soon after start: instances on Deno Deploy may not live for a whole interval. */
-export const FIRST_PRUNE_DELAY_MS = 30 * 1000;
+const FIRST_PRUNE_DELAY_MS = 30 * 1000;
 /** Tokens deleted per statement, so that pruning never holds long locks. */
-export const PRUNE_CHUNK = 5_000;
+const PRUNE_CHUNK = 5_000;
 /** Kept past the signature window, for clocks that disagree. */
 export const PRUNE_MARGIN_SECONDS = 60 * 60;
 

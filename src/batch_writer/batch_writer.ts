@@ -1,28 +1,23 @@
 import type { Sql } from "postgres";
-import { applyEvents, type EventRow, type EventRowResult, tokenOnlyRow } from "../db/apply_events_query.ts";
 import { classifyError } from "../db/classify_error.ts";
+import { DatabaseUnavailableError, DataRefusedError, toDatabaseError } from "../db/database_errors.ts";
 import { withTimeout } from "../db/with_timeout.ts";
-import { log } from "../log.ts";
-import { sha256Hex } from "../mailgun/sha256_hex.ts";
-import {
-  DatabaseUnavailableError,
-  DataRefusedError,
-  DeadlineExceededError,
-  LockTimeoutError,
-  QueueFullError,
-} from "./apply_errors.ts";
+import { type BatchRow, type BatchRowResult, type TokenWrite, writeBatch } from "../db/write_batch_query.ts";
+import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { log } from "../reporting/log.ts";
+import { DeadlineExceededError, QueueFullError } from "./batch_writer_errors.ts";
 
 /** Retries of a statement that hit a deadlock or lost its connection. */
-export const MAX_STATEMENT_ATTEMPTS = 3;
+const MAX_STATEMENT_ATTEMPTS = 3;
 /**
  * Lock timeouts one webhook may meet before it is answered 503: the batch's,
  * then its own statement's (alone, or re-run once when it was alone already).
  * Two, so that a row briefly held by another instance's batch is not refused at once.
  */
-export const MAX_LOCK_TIMEOUTS = 2;
+const MAX_LOCK_TIMEOUTS = 2;
 
-/** Tuning of the applier. */
-export interface ApplierOptions {
+/** Tuning of the batch writer. */
+interface BatchWriterOptions {
   /** Most webhooks in one statement. */
   maxBatch: number;
   /** Statements in flight at once. */
@@ -37,20 +32,21 @@ export interface ApplierOptions {
   maxQueued: number;
 }
 
-/** Applies signed webhooks to the database, batching concurrent ones. */
-export interface EventApplier {
+/** Writes signed webhooks' rows to the database, batching concurrent ones. */
+export interface BatchWriter {
   /**
-   * Resolves with what the database did, or rejects with a DatabaseUnavailableError
-   * (or a subclass), a DataRefusedError (token spent), or, for a bug, whatever was thrown.
+   * Resolves with what the database did, or rejects with a QueueFullError, a
+   * DeadlineExceededError, a DatabaseUnavailableError (or LockTimeoutError), a
+   * DataRefusedError (token spent all the same), or, for a bug, whatever was thrown.
    */
-  apply(row: EventRow): Promise<EventRowResult>;
+  write(row: BatchRow): Promise<BatchRowResult>;
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void>;
 }
 
 interface Pending {
-  row: EventRow;
-  resolve: (result: EventRowResult) => void;
+  row: BatchRow;
+  resolve: (result: BatchRowResult) => void;
   reject: (error: unknown) => void;
   enqueuedAt: number;
   settled: boolean;
@@ -66,7 +62,7 @@ interface Pending {
  * When one webhook's row is locked or its data refused, the others of its
  * batch are written without it.
  */
-export function createEventApplier(sql: Sql, options: ApplierOptions): EventApplier {
+export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchWriter {
   let queue: Pending[] = [];
   let inFlight = 0;
   let scheduled = false;
@@ -121,7 +117,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
       // microseconds as PostgreSQL does, and they differ (…268415 vs …268414 for one of Mailgun's
       // samples), which would let one event into a batch twice. Two events that share an id on
       // different days merely go in successive batches.
-      const eventKey = pending.row.eventId;
+      const eventKey = pending.row.kind === "event" ? pending.row.event.eventId : null;
       if (
         batch.length >= options.maxBatch || tokens.has(pending.row.token) ||
         (eventKey !== null && events.has(eventKey))
@@ -163,7 +159,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
         for (const pending of again) detach(runBatch([pending]));
         if (again.length === live.length) return;
       }
-      const failure = toApplierError(error, kind);
+      const failure = toDatabaseError(error);
       for (const pending of live) {
         if (kind !== "lock" || pending.lockTimeouts >= MAX_LOCK_TIMEOUTS) {
           settle(pending, () => pending.reject(failure));
@@ -179,7 +175,12 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
    */
   async function refuse(pending: Pending, cause: unknown): Promise<void> {
     const row = pending.row;
-    const spend = tokenOnlyRow(row.token, row.signedAt, { bodyHash: row.bodyHash ?? sha256Hex(row.eventData ?? "") });
+    const spend: TokenWrite = {
+      kind: "token",
+      token: row.token,
+      signedAt: row.signedAt,
+      binding: { bodyHash: hashOf(row) },
+    };
     try {
       const [result] = await runStatement([spend]);
       if (!result.accepted) {
@@ -192,11 +193,11 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
         () => pending.reject(new DataRefusedError(`The database refused the event-data (${code}).`, { cause })),
       );
     } catch (error) {
-      settle(pending, () => pending.reject(toApplierError(error, classifyError(error))));
+      settle(pending, () => pending.reject(toDatabaseError(error)));
     }
   }
 
-  async function runStatement(rows: EventRow[]): Promise<EventRowResult[]> {
+  async function runStatement(rows: BatchRow[]): Promise<BatchRowResult[]> {
     // Not cut short at the webhooks' deadlines: they are answered 503 by their own timers, and a
     // statement that still commits afterwards is harmless (Mailgun's retry is then a duplicate).
     const timeoutMs = options.queryTimeoutMs;
@@ -204,7 +205,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     for (let attempt = 1;; attempt++) {
       try {
         const result = await withTimeout(
-          applyEvents(sql, rows, options.lockTimeoutMs),
+          writeBatch(sql, rows, options.lockTimeoutMs),
           deadline - Date.now(),
           () => new DatabaseUnavailableError(`Database did not answer within ${timeoutMs} ms.`),
         );
@@ -227,7 +228,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
     if (queued) queue = queue.filter((other) => other !== pending);
     const waitedMs = Date.now() - pending.enqueuedAt;
     log("warn", "webhook deadline exceeded", {
-      event_id: pending.row.eventId ?? undefined,
+      event_id: pending.row.kind === "event" ? pending.row.event.eventId : undefined,
       waited_ms: waitedMs,
       deadline_ms: options.deadlineMs,
       stage: queued ? "queued" : "statement",
@@ -239,7 +240,7 @@ export function createEventApplier(sql: Sql, options: ApplierOptions): EventAppl
   }
 
   return {
-    apply(row) {
+    write(row) {
       if (queue.length >= options.maxQueued) {
         return Promise.reject(new QueueFullError("Too many webhooks waiting; retry later."));
       }
@@ -277,20 +278,8 @@ function settle(pending: Pending, action: () => void): void {
   action();
 }
 
-/**
- * A database error becomes a DatabaseUnavailableError (or LockTimeoutError)
- * that keeps it as `cause`; anything without a SQLSTATE or driver code is a
- * bug and goes up as it is, to be logged with its stack.
- */
-function toApplierError(error: unknown, kind: ReturnType<typeof classifyError>): unknown {
-  if (error instanceof DatabaseUnavailableError) return error;
-  if (kind === "lock") {
-    return new LockTimeoutError("A row this webhook updates stayed locked by another session; retry later.", {
-      cause: error,
-    });
-  }
-  if (typeof (error as { code?: unknown })?.code === "string") {
-    return new DatabaseUnavailableError("Database is unavailable; retry later.", { cause: error });
-  }
-  return error;
+/** The hash a refused row's token is bound to: of its event-data, computed here since the database could not read it. */
+function hashOf(row: BatchRow): string {
+  if (row.kind === "event") return sha256Hex(row.event.eventData);
+  return "bodyHash" in row.binding ? row.binding.bodyHash : sha256Hex(row.binding.eventData);
 }

@@ -5,10 +5,11 @@
  * instruments, so a webhook costs a few function calls more and nothing else.
  */
 import { metrics, trace } from "@opentelemetry/api";
-import type { WebhookResult } from "./http/handle_webhook.ts";
+import { WEBHOOK_PATH } from "../config/routes.ts";
+import type { WebhookReport } from "./webhook_report.ts";
 
 /** The instrumentation scope: what a dashboard filters on. */
-export const TELEMETRY_SCOPE = "comprobify-mailgun-webhook";
+const TELEMETRY_SCOPE = "comprobify-mailgun-webhook";
 /** Counter of webhooks, by `outcome` and `status`. */
 export const REQUESTS_METRIC = "mailgun_webhook_requests";
 /** Histogram of webhook durations in milliseconds, by `outcome`. */
@@ -31,9 +32,9 @@ const durations = meter.createHistogram(DURATION_METRIC, {
  * server span, or a span of its own when there is none), one count, and its
  * duration. Never the key, never a recipient address.
  */
-export function recordWebhook(result: WebhookResult, durationMs: number): void {
-  const outcome = result.outcome;
-  const status = String(result.status);
+export function recordWebhook(report: WebhookReport, durationMs: number): void {
+  const outcome = report.outcome;
+  const status = String(report.status);
   requests.add(1, { outcome, status });
   durations.record(durationMs, { outcome });
   const active = trace.getActiveSpan();
@@ -44,13 +45,13 @@ export function recordWebhook(result: WebhookResult, durationMs: number): void {
   span.setAttribute(OUTCOME_ATTRIBUTE, outcome);
   if (span === active) {
     // HTTP semantic conventions: a server span is named after its route.
-    span.updateName("POST /v1/mailgun/webhook");
-    span.setAttribute("http.route", "/v1/mailgun/webhook");
+    span.updateName(`POST ${WEBHOOK_PATH}`);
+    span.setAttribute("http.route", WEBHOOK_PATH);
   }
-  if (result.event !== undefined) span.setAttribute("mailgun.event", result.event);
-  if (result.eventId !== undefined) span.setAttribute("mailgun.event_id", result.eventId);
-  if (result.rows !== undefined) span.setAttribute("mailgun.webhook.rows", result.rows);
-  if (result.keyIndex !== undefined) span.setAttribute("mailgun.webhook.signing_key_index", result.keyIndex);
-  if (result.parentKey) span.setAttribute("mailgun.webhook.parent_key", true);
+  if (report.event !== undefined) span.setAttribute("mailgun.event", report.event);
+  if (report.eventId !== undefined) span.setAttribute("mailgun.event_id", report.eventId);
+  if (report.rows !== undefined) span.setAttribute("mailgun.webhook.rows", report.rows);
+  if (report.keyIndex !== undefined) span.setAttribute("mailgun.webhook.signing_key_index", report.keyIndex);
+  if (report.parentKey) span.setAttribute("mailgun.webhook.parent_key", true);
   if (span !== active) span.end();
 }

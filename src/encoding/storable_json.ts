@@ -1,5 +1,5 @@
 /** Deeper event-data is refused: Mailgun's is a few levels deep, and PostgreSQL's jsonb parser recurses. */
-export const MAX_EVENT_DATA_DEPTH = 32;
+const MAX_EVENT_DATA_DEPTH = 32;
 
 /**
  * What jsonb cannot hold, as JSON.stringify writes it: `\u0000`, or a lone

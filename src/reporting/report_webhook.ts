@@ -1,0 +1,30 @@
+import { log } from "./log.ts";
+import { recordWebhook } from "./telemetry.ts";
+import type { WebhookReport } from "./webhook_report.ts";
+
+/** Reports one handled webhook: one log line, and its telemetry. */
+export function reportWebhook(report: WebhookReport, durationMs: number): void {
+  logWebhook(report, durationMs);
+  recordWebhook(report, durationMs);
+}
+
+/** One line per webhook. Never the key, never a recipient address. */
+function logWebhook(report: WebhookReport, durationMs: number): void {
+  const level = report.status === 200 ? "info" : report.status >= 500 ? "error" : "warn";
+  log(level, "webhook", {
+    outcome: report.outcome,
+    status: report.status,
+    event_id: report.eventId,
+    event: report.event,
+    rows: report.rows,
+    signing_key_index: report.keyIndex,
+    parent_key: report.parentKey,
+    reason: report.status === 200 ? undefined : report.message,
+    error_code: report.cause?.code,
+    error_message: report.cause?.message,
+    hint: report.cause?.hint,
+    bug: report.cause?.bug,
+    stack: report.cause?.stack,
+    duration_ms: Math.round(durationMs * 100) / 100,
+  });
+}
