@@ -112,7 +112,7 @@ Deno.test("reconcile run twice, or after the webhook, never applies an event twi
     const byWebhook = eventData("temporary", id);
     const onlyInMailgun = eventData("temporary", id);
     mailgun.add(byWebhook, onlyInMailgun);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, byWebhook)).body)).status, 200);
+    assert.equal((await post(svc.url, (signedBody(svc.key, byWebhook)).body)).status, 200);
 
     const first = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([first.eventsFound, first.applied, first.duplicates], [2, 1, 1]);
@@ -124,7 +124,7 @@ Deno.test("reconcile run twice, or after the webhook, never applies an event twi
     assert.deepEqual(state.events.map((e) => e.mailgun_event_id).sort(), [byWebhook.id, onlyInMailgun.id].sort());
 
     // The other way round: Mailgun's late retry of an event reconcile already applied is a duplicate.
-    const late = await post(svc.url, (await signedBody(svc.key, onlyInMailgun)).body);
+    const late = await post(svc.url, (signedBody(svc.key, onlyInMailgun)).body);
     assert.equal(late.status, 200);
     assert.equal(late.json.duplicate, true);
     assert.equal((await rowState(svc.sql, "documents", doc)).events.length, 2);
@@ -139,7 +139,7 @@ Deno.test("reconcile leaves recent rows to the webhook and skips rows past reten
     for (const id of [recent, due, old]) await insertRow(svc.sql, "documents", id);
     const settled = newMessageId();
     const settledId = await insertRow(svc.sql, "documents", settled);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, eventData("delivered", settled))).body)).status, 200);
+    assert.equal((await post(svc.url, (signedBody(svc.key, eventData("delivered", settled))).body)).status, 200);
     assert.equal((await rowState(svc.sql, "documents", settledId)).status, "DELIVERED");
 
     const summary = await reconcile(svc.sql, client(mailgun), {

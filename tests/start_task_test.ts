@@ -28,7 +28,7 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
     try {
       const messageId = newMessageId();
       await sql`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-      const { body } = await signedBody(key, eventData("delivered", messageId.slice(1, -1)));
+      const { body } = signedBody(key, eventData("delivered", messageId.slice(1, -1)));
       assert.deepEqual((await post(url, body)).json, { ok: true, outcome: "applied" });
       const [row] = await sql`select email_status from documents where email_message_id = ${messageId}`;
       assert.equal(row.email_status, "DELIVERED");
@@ -74,7 +74,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     const url = JSON.parse(await child.waitFor(listening)).url as string;
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-    const { body } = await signedBody(key, eventData("complained", messageId));
+    const { body } = signedBody(key, eventData("complained", messageId));
     const bytes = new TextEncoder().encode(body);
     let release!: () => void;
     const halfSent = new Promise<void>((resolve) => (release = resolve));
@@ -93,7 +93,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     child.process.kill("SIGTERM");
     await new Promise((resolve) => setTimeout(resolve, 200));
     // While draining, new webhooks are refused with a status Mailgun retries.
-    const during = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+    const during = await post(url, (signedBody(key, eventData("delivered", messageId))).body);
     assert.equal(during.status, 503);
     const response = await inFlight;
     assert.equal(response.status, 200);
@@ -132,7 +132,7 @@ Deno.test("SIGINT (Deno Deploy's stop): the request in flight is answered, a sta
     const url = JSON.parse(await child.waitFor(listening)).url as string;
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-    const bytes = new TextEncoder().encode((await signedBody(key, eventData("delivered", messageId))).body);
+    const bytes = new TextEncoder().encode((signedBody(key, eventData("delivered", messageId))).body);
     const started = Promise.withResolvers<void>();
     const finishing = fetch(`${url}/v1/mailgun/webhook`, {
       method: "POST",
@@ -206,7 +206,7 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
     for (let i = 0; i < 3; i++) {
       const messageId = newMessageId();
       await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-      const answer = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+      const answer = await post(url, (signedBody(key, eventData("delivered", messageId))).body);
       assert.equal(answer.status, 200);
       const health = await fetch(`${url}/healthz`);
       await health.body?.cancel();

@@ -17,7 +17,7 @@ async function count(table: "email_events" | "webhook_tokens"): Promise<number> 
 }
 
 async function send(data: unknown, signature?: Parameters<typeof signedBody>[2]) {
-  const { body } = await signedBody(svc.key, data, signature);
+  const { body } = signedBody(svc.key, data, signature);
   return await post(svc.url, body);
 }
 
@@ -230,7 +230,7 @@ Deno.test("ignored and unmatched events: 200, nothing written", async (t) => {
       };
       const eventsBefore = await count("email_events");
       for (const [name, data] of Object.entries(cases)) {
-        const { body, signature } = await signedBody(svc.key, data);
+        const { body, signature } = signedBody(svc.key, data);
         const response = await post(svc.url, body);
         assert.equal(response.status, 200, name);
         assert.equal(svc.logs.at(-1)!.outcome, "unmatched", name);
@@ -238,7 +238,7 @@ Deno.test("ignored and unmatched events: 200, nothing written", async (t) => {
         assert.equal((await post(svc.url, body)).status, 200, name);
         const messageId = newMessageId();
         const id = await insertRow(svc.sql, "documents", messageId);
-        const forged = await signedBody(svc.key, eventData("complained", messageId), signature);
+        const forged = signedBody(svc.key, eventData("complained", messageId), signature);
         assert.equal((await post(svc.url, forged.body)).status, 401, name);
         assert.equal(svc.logs.at(-1)!.outcome, "replayed", name);
         assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT", name);
@@ -252,7 +252,7 @@ Deno.test("duplicates: a re-delivered event has one effect", async (t) => {
   await t.step("re-delivery with the same signature and body: 200 duplicate, no second effect", async () => {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const { body } = await signedBody(svc.key, eventData("delivered", messageId));
+    const { body } = signedBody(svc.key, eventData("delivered", messageId));
     assert.deepEqual((await post(svc.url, body)).json, { ok: true, outcome: "applied" });
     const again = await post(svc.url, body);
     assert.equal(again.status, 200);
@@ -285,7 +285,7 @@ Deno.test("duplicates: a re-delivered event has one effect", async (t) => {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
     const data = eventData("delivered", messageId);
-    const { body } = await signedBody(svc.key, data);
+    const { body } = signedBody(svc.key, data);
     const resigned = await Promise.all(Array.from({ length: 5 }, () => signedBody(svc.key, data)));
     const responses = await Promise.all([
       ...Array.from({ length: 10 }, () => post(svc.url, body)),
@@ -307,9 +307,9 @@ Deno.test("replay: a token is spent once and bound to its event-data", async (t)
   await t.step("a used token with a different body: 401, nothing written", async () => {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const first = await signedBody(svc.key, eventData("delivered", messageId));
+    const first = signedBody(svc.key, eventData("delivered", messageId));
     assert.equal((await post(svc.url, first.body)).status, 200);
-    const forged = await signedBody(svc.key, eventData("complained", messageId), first.signature);
+    const forged = signedBody(svc.key, eventData("complained", messageId), first.signature);
     const response = await post(svc.url, forged.body);
     assert.equal(response.status, 401);
     assert.equal(svc.logs.at(-1)!.outcome, "replayed");
@@ -322,7 +322,7 @@ Deno.test("replay: a token is spent once and bound to its event-data", async (t)
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
     const data = eventData("delivered", messageId);
-    const first = await signedBody(svc.key, data);
+    const first = signedBody(svc.key, data);
     assert.equal((await post(svc.url, first.body)).status, 200);
     const reordered = Object.fromEntries(Object.entries(data).reverse());
     const pretty = JSON.stringify({ "event-data": reordered, signature: first.signature }, null, 2);
@@ -335,9 +335,9 @@ Deno.test("replay: a token is spent once and bound to its event-data", async (t)
   await t.step("the signature of an ignored event cannot carry another body", async () => {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const opened = await signedBody(svc.key, eventData("opened", messageId));
+    const opened = signedBody(svc.key, eventData("opened", messageId));
     assert.equal((await post(svc.url, opened.body)).status, 200);
-    const forged = await signedBody(svc.key, eventData("complained", messageId), opened.signature);
+    const forged = signedBody(svc.key, eventData("complained", messageId), opened.signature);
     assert.equal((await post(svc.url, forged.body)).status, 401);
     assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT");
   });
