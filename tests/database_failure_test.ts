@@ -44,7 +44,7 @@ Deno.test("database refusing connections: 503 at once, /healthz 503", async () =
   closed.close();
   const { service, key, close } = await serviceOn(`postgres://nobody@127.0.0.1:${port}/none`);
   try {
-    const { body } = await signedBody(key, eventData("delivered", "x@y"));
+    const { body } = signedBody(key, eventData("delivered", "x@y"));
     const [response, ms] = await timed(() => post(service.url, body));
     assert.equal(response.status, 503);
     assert.ok(ms < 5000, `took ${ms} ms`);
@@ -64,7 +64,7 @@ Deno.test("database that accepts but never answers: 503 within the connect timeo
   })();
   const { service, key, close } = await serviceOn(`postgres://nobody@127.0.0.1:${blackHole.addr.port}/none`);
   try {
-    const { body } = await signedBody(key, eventData("delivered", "x@y"));
+    const { body } = signedBody(key, eventData("delivered", "x@y"));
     const [response, ms] = await timed(() => post(service.url, body));
     assert.equal(response.status, 503);
     assert.ok(ms < 5000, `took ${ms} ms`);
@@ -93,7 +93,7 @@ Deno.test("a statement that fails half-way writes nothing and leaves the token f
     `);
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const { body, signature } = await signedBody(
+    const { body, signature } = signedBody(
       svc.key,
       eventData("complained", messageId, { recipient: "boom@example.com" }),
     );
@@ -133,7 +133,7 @@ Deno.test("a statement slower than DB_QUERY_TIMEOUT_MS: 503 (in time on PostgreS
     `);
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
-    const { body, signature } = await signedBody(
+    const { body, signature } = signedBody(
       svc.key,
       eventData("delivered", messageId, { recipient: "slow@example.com" }),
     );

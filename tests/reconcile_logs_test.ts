@@ -145,7 +145,7 @@ Deno.test("Logs API: a webhook, then its Logs copy (to the millisecond), is reco
     const id = newMessageId();
     const doc = await insertRow(svc.sql, "documents", id);
     const event = microsecondEvent("temporary", id);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, event)).body)).status, 200);
+    assert.equal((await post(svc.url, signedBody(svc.key, event).body)).status, 200);
     mailgun.add(event);
     const summary = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([summary.eventsFound, summary.applied, summary.duplicates], [1, 0, 1]);
@@ -164,7 +164,7 @@ Deno.test("Logs API: a Logs copy, then the webhook, is recorded once, and the we
     mailgun.add(event);
     const summary = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([summary.applied, summary.duplicates], [1, 0]);
-    const late = await post(svc.url, (await signedBody(svc.key, event)).body);
+    const late = await post(svc.url, signedBody(svc.key, event).body);
     assert.equal(late.status, 200);
     assert.equal(late.json.duplicate, true);
     const state = await rowState(svc.sql, "documents", doc);
@@ -183,7 +183,7 @@ Deno.test("Logs API: a webhook and its Logs copy at the same moment are recorded
       mailgun.add(event);
       return { doc, event };
     }));
-    const bodies = await Promise.all(pairs.map(({ event }) => signedBody(svc.key, event)));
+    const bodies = pairs.map(({ event }) => signedBody(svc.key, event));
     const [summary, ...answers] = await Promise.all([
       reconcile(svc.sql, client(mailgun), WIDE_OPEN),
       ...bodies.map(({ body }) => post(svc.url, body)),
@@ -225,7 +225,7 @@ Deno.test("Logs API: a dry run reports what it would apply and writes nothing", 
     const id = newMessageId();
     const doc = await insertRow(svc.sql, "documents", id);
     const recorded = microsecondEvent("temporary", id, 300);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, recorded)).body)).status, 200);
+    assert.equal((await post(svc.url, signedBody(svc.key, recorded).body)).status, 200);
     mailgun.add(recorded, microsecondEvent("delivered", id, 200));
     const [{ n: tokensBefore }] = await svc.sql`select count(*)::int as n from webhook_tokens`;
     const lines: string[] = [];

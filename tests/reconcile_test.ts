@@ -100,7 +100,7 @@ Deno.test("Events API: reconcile run twice, or after the webhook, never applies 
     const byWebhook = eventData("temporary", id);
     const onlyInMailgun = eventData("temporary", id);
     mailgun.add(byWebhook, onlyInMailgun);
-    assert.equal((await post(svc.url, (await signedBody(svc.key, byWebhook)).body)).status, 200);
+    assert.equal((await post(svc.url, signedBody(svc.key, byWebhook).body)).status, 200);
 
     const first = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);
     assert.deepEqual([first.eventsFound, first.applied, first.duplicates], [2, 1, 1]);
@@ -111,7 +111,7 @@ Deno.test("Events API: reconcile run twice, or after the webhook, never applies 
     assert.equal(state.status, "SENT");
     assert.deepEqual(state.events.map((e) => e.mailgun_event_id).sort(), [byWebhook.id, onlyInMailgun.id].sort());
 
-    const late = await post(svc.url, (await signedBody(svc.key, onlyInMailgun)).body);
+    const late = await post(svc.url, signedBody(svc.key, onlyInMailgun).body);
     assert.equal(late.status, 200);
     assert.equal(late.json.duplicate, true);
     assert.equal((await rowState(svc.sql, "documents", doc)).events.length, 2);

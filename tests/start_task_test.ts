@@ -3,15 +3,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { copy } from "./helpers/copy_project.ts";
 import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import {
-  childEnv,
-  failWithStderr,
-  PROJECT_DIR,
-  run,
-  signalChild,
-  spawn,
-  START_PERMISSIONS,
-} from "./helpers/subprocess.ts";
+import { childCommand, failWithStderr, run, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
 import { createTestDatabase } from "./helpers/test_database.ts";
 import { newMessageId } from "./helpers/test_service.ts";
 import { migrate } from "../src/db/migrate.ts";
@@ -36,7 +28,7 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
     try {
       const messageId = newMessageId();
       await sql`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-      const { body } = await signedBody(key, eventData("delivered", messageId.slice(1, -1)));
+      const { body } = signedBody(key, eventData("delivered", messageId.slice(1, -1)));
       assert.deepEqual((await post(url, body)).json, { ok: true, outcome: "applied" });
       const [row] = await sql`select email_status from documents where email_message_id = ${messageId}`;
       assert.equal(row.email_status, "DELIVERED");
@@ -82,7 +74,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     const url = JSON.parse(await child.waitFor(listening)).url as string;
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-    const { body } = await signedBody(key, eventData("complained", messageId));
+    const { body } = signedBody(key, eventData("complained", messageId));
     const bytes = new TextEncoder().encode(body);
     let release!: () => void;
     const halfSent = new Promise<void>((resolve) => (release = resolve));
@@ -101,7 +93,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
     child.process.kill("SIGTERM");
     await new Promise((resolve) => setTimeout(resolve, 200));
     // While draining, new webhooks are refused with a status Mailgun retries.
-    const during = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+    const during = await post(url, (signedBody(key, eventData("delivered", messageId))).body);
     assert.equal(during.status, 503);
     const response = await inFlight;
     assert.equal(response.status, 200);
@@ -140,7 +132,7 @@ Deno.test("SIGINT (Deno Deploy's stop): the request in flight is answered, a sta
     const url = JSON.parse(await child.waitFor(listening)).url as string;
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-    const bytes = new TextEncoder().encode((await signedBody(key, eventData("delivered", messageId))).body);
+    const bytes = new TextEncoder().encode((signedBody(key, eventData("delivered", messageId))).body);
     const started = Promise.withResolvers<void>();
     const finishing = fetch(`${url}/v1/mailgun/webhook`, {
       method: "POST",
@@ -193,13 +185,8 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
   const key = "closed-stdout-key";
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...START_PERMISSIONS, "main.ts"],
-    cwd: PROJECT_DIR,
-    env: childEnv({ DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" }),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
+  const process = childCommand(["run", ...START_PERMISSIONS, "main.ts"], {
+    env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
     stderr: "null",
   }).spawn();
   try {
@@ -219,7 +206,7 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
     for (let i = 0; i < 3; i++) {
       const messageId = newMessageId();
       await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
-      const answer = await post(url, (await signedBody(key, eventData("delivered", messageId))).body);
+      const answer = await post(url, (signedBody(key, eventData("delivered", messageId))).body);
       assert.equal(answer.status, 200);
       const health = await fetch(`${url}/healthz`);
       await health.body?.cancel();

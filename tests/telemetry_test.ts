@@ -127,10 +127,10 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     const messageId = newMessageId();
     await setup`insert into documents (email_message_id, email_status) values (${messageId}, 'SENT')`;
     const delivered = eventData("delivered", messageId);
-    const applied = await post(url, (await signedBody(key, delivered)).body);
+    const applied = await post(url, (signedBody(key, delivered)).body);
     assert.equal(applied.status, 200);
     for (let i = 0; i < 2; i++) {
-      const refused = await post(url, (await signedBody("a-rotated-key", eventData("delivered", messageId))).body);
+      const refused = await post(url, (signedBody("a-rotated-key", eventData("delivered", messageId))).body);
       assert.equal(refused.status, 401);
     }
 

@@ -113,7 +113,7 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
     const data = eventData("delivered", messageId);
-    const { body, signature } = await signedBody(svc.key, data, { timestamp: String(signedAt) });
+    const { body, signature } = signedBody(svc.key, data, { timestamp: String(signedAt) });
     assert.equal((await post(svc.url, body)).status, 200);
     admitted.push({ signedAt, messageId, id, data, signature });
   }
@@ -139,12 +139,12 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
   for (const entry of expired) assert.ok(!(await tokenExists(entry.token)), "an expired token was not pruned");
   for (const { signedAt, messageId, id, data, signature } of admitted) {
     // The same signature with another event: still a replay, still refused.
-    const forged = await signedBody(svc.key, eventData("complained", messageId), signature);
+    const forged = signedBody(svc.key, eventData("complained", messageId), signature);
     const replay = await post(svc.url, forged.body);
     assert.equal(replay.status, 401, `a kept token (signed ${now - signedAt} s ago) was re-opened`);
     assert.equal(svc.logs.at(-1)!.outcome, "replayed");
     // The same signature with its own event: a harmless re-delivery.
-    const again = await post(svc.url, (await signedBody(svc.key, data, signature)).body);
+    const again = await post(svc.url, (signedBody(svc.key, data, signature)).body);
     assert.equal(again.status, 200);
     assert.equal(again.json.duplicate, true);
     const state = await rowState(svc.sql, "documents", id);

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { createFaultDatabase } from "./fault_database.ts";
 import { runMailgunSender, type SenderReport, summarise } from "./mailgun_sender.ts";
-import { checkLogs, type ServerProcess, startServerProcess } from "./server_process.ts";
+import { checkLogs, type ServerProcess, startServerProcess } from "../helpers/subprocess.ts";
 import { checkEndState, insertRows, planTraffic, seededRandom } from "./traffic_plan.ts";
 
 /** A fault, and when it strikes: at that share of events settled, so that it always lands mid-run. */

@@ -12,7 +12,7 @@ import { fuzzWebhook } from "../helpers/hostile_input.ts";
 import { eventData } from "../helpers/mailgun.ts";
 import { newMessageId } from "../helpers/test_service.ts";
 import { createFaultDatabase, type FaultDatabase } from "./fault_database.ts";
-import { checkLogs, type ServerProcess, startServerProcess, startTaskFlags } from "./server_process.ts";
+import { checkLogs, run, type ServerProcess, START_PERMISSIONS, startServerProcess } from "../helpers/subprocess.ts";
 
 /** Short, so that the suite stays quick; the production default is 10 s. */
 const BODY_TIMEOUT_MS = 1_000;
@@ -45,7 +45,7 @@ Deno.test.beforeAll(async () => {
     env: { BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) },
     name: "server",
   });
-  console.log(`server: deno run ${startTaskFlags().join(" ")} main.ts (pid ${server.pid})`);
+  console.log(`server: deno run ${START_PERMISSIONS.join(" ")} main.ts (pid ${server.pid})`);
 });
 
 Deno.test.afterAll(async () => {
@@ -55,8 +55,7 @@ Deno.test.afterAll(async () => {
 
 /** Reads a file under /proc/<server>/ (Deno grants /proc only with --allow-all; the suite has --allow-run). */
 async function procOutput(args: string[]): Promise<string> {
-  const { stdout } = await new Deno.Command(args[0], { args: args.slice(1), stdout: "piped", stderr: "null" }).output();
-  return new TextDecoder().decode(stdout);
+  return (await run(args.slice(1), { program: args[0] })).stdout;
 }
 
 /** Open file descriptors of the server process (sockets included). */

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { signWebhook } from "../../src/mailgun/sign_webhook.ts";
 import { createFaultDatabase } from "./fault_database.ts";
-import { checkLogs, type ServerProcess, startServerProcess } from "./server_process.ts";
+import { checkLogs, type ServerProcess, startServerProcess } from "../helpers/subprocess.ts";
 import { checkEndState, insertRows, type PlannedEvent, planTraffic, seededRandom, shuffle } from "./traffic_plan.ts";
 
 /** Events delivered at once; each goes out four times, so up to four times as many requests are in flight. */
