@@ -5,6 +5,7 @@ import { withTimeout } from "../db/with_timeout.ts";
 import { type BatchRow, type BatchRowResult, type TokenWrite, writeBatch } from "../db/write_batch_query.ts";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { log } from "../reporting/log.ts";
+import { deadlineAfter } from "../timing/deadline_after.ts";
 import { DeadlineExceededError, QueueFullError } from "./batch_writer_errors.ts";
 
 /** Retries of a statement that hit a deadlock or lost its connection. */
@@ -246,15 +247,15 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       }
       return new Promise((resolve, reject) => {
         const enqueuedAt = Date.now();
-        const timer = setTimeout(() => expire(pending), options.deadlineMs);
+        const deadline = deadlineAfter(options.deadlineMs, () => expire(pending));
         const pending: Pending = {
           row,
           resolve: (result) => {
-            clearTimeout(timer);
+            deadline.cancel();
             resolve(result);
           },
           reject: (error) => {
-            clearTimeout(timer);
+            deadline.cancel();
             reject(error);
           },
           enqueuedAt,

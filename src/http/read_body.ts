@@ -1,3 +1,4 @@
+import { deadlineAfter } from "../timing/deadline_after.ts";
 import { BodyTooLargeError, SlowBodyError, UnreadableBodyError } from "./body_errors.ts";
 
 /**
@@ -18,10 +19,10 @@ export async function readBody(
   if (declared !== null) return await readDeclared(request, timeoutMs);
   const reader = request.body.getReader();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const deadline = deadlineAfter(timeoutMs, () => {
     timedOut = true;
     reader.cancel().catch(() => {});
-  }, timeoutMs);
+  });
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let length = 0;
   try {
@@ -41,7 +42,7 @@ export async function readBody(
     if (error instanceof BodyTooLargeError) throw error;
     throw new UnreadableBodyError("Body could not be read whole.", { cause: error });
   } finally {
-    clearTimeout(timer);
+    deadline.cancel();
   }
   if (chunks.length === 1) return chunks[0];
   const body = new Uint8Array(length);
@@ -61,10 +62,12 @@ export async function readBody(
  */
 async function readDeclared(request: Request, timeoutMs: number): Promise<Uint8Array<ArrayBuffer>> {
   const reading = request.bytes();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SlowBodyError(`Body did not arrive within ${timeoutMs} ms.`)), timeoutMs);
-  });
+  let expire!: (error: SlowBodyError) => void;
+  const timeout = new Promise<never>((_, reject) => (expire = reject));
+  const deadline = deadlineAfter(
+    timeoutMs,
+    () => expire(new SlowBodyError(`Body did not arrive within ${timeoutMs} ms.`)),
+  );
   try {
     return await Promise.race([reading, timeout]);
   } catch (error) {
@@ -73,6 +76,6 @@ async function readDeclared(request: Request, timeoutMs: number): Promise<Uint8A
     if (error instanceof SlowBodyError) throw error;
     throw new UnreadableBodyError("Body could not be read whole.", { cause: error });
   } finally {
-    clearTimeout(timer);
+    deadline.cancel();
   }
 }
