@@ -105,3 +105,33 @@ Deno.test("a tracked event without a message id parses with messageId null; with
   assert.throws(() => parseEventData(noTimestamp), UnusableEventError);
   assert.throws(() => parseEventData({ ...base, message: { headers: { "message-id": 7 } } }), UnusableEventError);
 });
+
+Deno.test("a refusal names the field and what was expected", () => {
+  const base = loadPayload("failed-permanent");
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...base, event: 7 }, /^event-data is unusable: event: expected a string, got number\.$/],
+    [{ ...base, event: "" }, /^event-data is unusable: event: expected at least 1 character/],
+    [{ ...base, id: null }, /^event-data is unusable: id: expected a string, got null\.$/],
+    [{ ...base, id: "x".repeat(257) }, /^event-data is unusable: id: expected at most 256 characters\.$/],
+    [{ ...base, timestamp: "soon" }, /^event-data is unusable: timestamp: expected Unix seconds/],
+    [{ ...base, timestamp: -1 }, /^event-data is unusable: timestamp: expected Unix seconds from 0 to 253402300799\.$/],
+    [{ ...base, recipient: ["a"] }, /^event-data is unusable: recipient: expected a string, got an array\.$/],
+    [{ ...base, reason: "r".repeat(2049) }, /^event-data is unusable: reason: expected at most 2048 characters\.$/],
+    [{ ...base, message: "m" }, /^event-data is unusable: message: expected an object, got a string/],
+    [
+      { ...base, message: { headers: [] } },
+      /^event-data is unusable: message\.headers: expected an object, got an array\.$/,
+    ],
+    [
+      { ...base, message: { headers: { "message-id": 7 } } },
+      /^event-data is unusable: message\.headers\.message-id: expected a string, got number\.$/,
+    ],
+  ];
+  for (const [eventData, expected] of cases) {
+    assert.throws(() => parseEventData(eventData), (error) => {
+      assert.ok(error instanceof UnusableEventError);
+      assert.match(error.message, expected);
+      return true;
+    });
+  }
+});

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { NotStorableError, storableJson } from "../encoding/storable_json.ts";
 import { UnusableEventError } from "./mailgun_errors.ts";
@@ -36,24 +35,18 @@ export interface ParsedEvent {
   json: string;
 }
 
-const identitySchema = z.looseObject({
-  event: z.string().min(1).max(64),
-  id: z.string().min(1).max(256).optional(),
-});
+/** Longest event name: Mailgun's are a few words. */
+const MAX_EVENT_NAME_LENGTH = 64;
+/** Longest event id: Mailgun's are 22 characters. */
+const MAX_EVENT_ID_LENGTH = 256;
+/** Longest recipient, severity or reason kept. */
+const MAX_TEXT_LENGTH = 2048;
+/** RFC 5322's line limit bounds a Message-ID header. */
+const MAX_MESSAGE_ID_LENGTH = 998;
+/** Unix seconds sent as a string, with an optional fraction. */
+const TIMESTAMP_TEXT = /^\d+(\.\d+)?$/;
 
-const optionalText = z.string().max(2048).nullish().transform((value) => value ?? null);
-
-const trackedSchema = z.looseObject({
-  timestamp: z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number)])
-    .pipe(z.number().finite().min(0).max(MAX_EVENT_TIMESTAMP_SECONDS)),
-  recipient: optionalText,
-  severity: optionalText,
-  reason: optionalText,
-  // Absent, null or empty: the event matches nothing (200 unmatched); any other non-string is malformed.
-  message: z.looseObject({
-    headers: z.looseObject({ "message-id": z.string().max(998).nullish() }).nullish(),
-  }).nullish(),
-});
+type Fields = Record<string, unknown>;
 
 /**
  * Checks the event-data of a signed webhook and extracts what the service
@@ -72,32 +65,41 @@ export function parseEventData(eventData: unknown): ParsedEvent {
     }
     throw error;
   }
-  const identity = identitySchema.safeParse(eventData);
-  if (!identity.success) throw new UnusableEventError(`event-data is unusable: ${describe(identity.error)}`);
-  const { event } = identity.data;
-  const id = identity.data.id ?? DERIVED_EVENT_ID_PREFIX + sha256Hex(json);
+  const fields = eventData as Fields;
+  const event = text(fields.event, "event", 1, MAX_EVENT_NAME_LENGTH);
+  const id = fields.id === undefined
+    ? DERIVED_EVENT_ID_PREFIX + sha256Hex(json)
+    : text(fields.id, "id", 1, MAX_EVENT_ID_LENGTH);
   let effect: EventEffect | null;
   try {
-    effect = mapEvent(event, (eventData as Record<string, unknown>).severity);
+    effect = mapEvent(event, fields.severity);
   } catch (error) {
     throw new UnusableEventError(`event-data is unusable: ${(error as Error).message}`, { cause: error });
   }
   if (effect === null) {
     return { event, id, effect, timestamp: 0, messageId: null, recipient: null, severity: null, reason: null, json };
   }
-  const tracked = trackedSchema.safeParse(eventData);
-  if (!tracked.success) throw new UnusableEventError(`event-data is unusable: ${describe(tracked.error)}`);
   // The timestamp is checked even so: without it an event could not be ordered or told from a re-delivery.
-  const messageId = bareMessageId(tracked.data.message?.headers?.["message-id"] ?? "");
+  const timestamp = eventTimestamp(fields.timestamp);
+  const recipient = optionalText(fields.recipient, "recipient", MAX_TEXT_LENGTH);
+  const severity = optionalText(fields.severity, "severity", MAX_TEXT_LENGTH);
+  const reason = optionalText(fields.reason, "reason", MAX_TEXT_LENGTH);
+  // Absent, null or empty: the event matches nothing (200 unmatched); any other non-string is malformed.
+  const message = optionalObject(fields.message, "message");
+  const headers = message === null ? null : optionalObject(message.headers, "message.headers");
+  const rawMessageId = headers === null
+    ? null
+    : optionalText(headers["message-id"], "message.headers.message-id", MAX_MESSAGE_ID_LENGTH);
+  const messageId = bareMessageId(rawMessageId ?? "");
   return {
     event,
     id,
     effect,
-    timestamp: tracked.data.timestamp,
+    timestamp,
     messageId: messageId === "" ? null : messageId,
-    recipient: tracked.data.recipient,
-    severity: tracked.data.severity,
-    reason: tracked.data.reason,
+    recipient,
+    severity,
+    reason,
     json,
   };
 }
@@ -107,8 +109,49 @@ export function bareMessageId(messageId: string): string {
   return messageId.trim().replace(/^<(.*)>$/, "$1").trim();
 }
 
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0];
-  const path = issue.path.length > 0 ? issue.path.join(".") : "event-data";
-  return `${path}: ${issue.message}`;
+function unusable(path: string, problem: string): UnusableEventError {
+  return new UnusableEventError(`event-data is unusable: ${path}: ${problem}`);
+}
+
+/** A string of `min` to `max` characters. */
+function text(value: unknown, path: string, min: number, max: number): string {
+  if (typeof value !== "string") throw unusable(path, `expected a string, got ${kindOf(value)}.`);
+  if (value.length < min) throw unusable(path, `expected at least ${min} character(s).`);
+  if (value.length > max) throw unusable(path, `expected at most ${max} characters.`);
+  return value;
+}
+
+/** A string of at most `max` characters, or null when absent or null. */
+function optionalText(value: unknown, path: string, max: number): string | null {
+  return value === undefined || value === null ? null : text(value, path, 0, max);
+}
+
+/** An object (not an array), or null when absent or null. */
+function optionalObject(value: unknown, path: string): Fields | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw unusable(path, `expected an object, got ${kindOf(value)}.`);
+  }
+  return value as Fields;
+}
+
+/** Unix seconds, as a number or a decimal string, from 0 to 9999-12-31. */
+function eventTimestamp(value: unknown): number {
+  const seconds = typeof value === "string" && TIMESTAMP_TEXT.test(value) ? Number(value) : value;
+  if (typeof seconds !== "number") {
+    throw unusable(
+      "timestamp",
+      `expected Unix seconds, got ${typeof value === "string" ? "other text" : kindOf(value)}.`,
+    );
+  }
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_EVENT_TIMESTAMP_SECONDS) {
+    throw unusable("timestamp", `expected Unix seconds from 0 to ${MAX_EVENT_TIMESTAMP_SECONDS}.`);
+  }
+  return seconds;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "string" ? "a string" : typeof value;
 }
