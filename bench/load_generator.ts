@@ -4,8 +4,10 @@
  * after another and timing each. Cheap per request, so that on a 2-core
  * machine most of the CPU is left to the service and the database.
  *
- * Input (argv[0], JSON): { url, bodiesFile, connections, durationMs }.
- * bodiesFile holds one JSON body per line, each signed with its own token.
+ * Input (argv[0], JSON): { url, bodiesFile, connections, durationMs, cycle? }.
+ * bodiesFile holds one JSON body per line, each signed with its own token;
+ * with `cycle` the bodies are sent again from the first once all are sent
+ * (for a server that does not spend tokens).
  * Output (stdout, JSON): requests, non2xx, errors, seconds, latency percentiles (ms).
  */
 
@@ -14,6 +16,7 @@ interface Options {
   bodiesFile: string;
   connections: number;
   durationMs: number;
+  cycle?: boolean;
 }
 
 const options = JSON.parse(Deno.args[0]) as Options;
@@ -45,8 +48,8 @@ async function connection(): Promise<void> {
   const buffer = new Uint8Array(64 * 1024);
   let filled = 0;
   try {
-    while (performance.now() < deadline && next < requests.length) {
-      const request = requests[next++];
+    while (performance.now() < deadline && (options.cycle || next < requests.length)) {
+      const request = requests[next++ % requests.length];
       const sent = performance.now();
       for (let written = 0; written < request.byteLength;) {
         written += await conn.write(request.subarray(written));
@@ -105,5 +108,5 @@ console.log(JSON.stringify({
   p50: percentile(0.5),
   p99: percentile(0.99),
   max: latencies.at(-1) ?? 0,
-  ranOut: next >= requests.length,
+  ranOut: !options.cycle && next >= requests.length,
 }));

@@ -5,7 +5,7 @@
  * from deno.json), so that crash tests kill a real process and permission
  * mistakes show up here rather than in production.
  */
-import { startTaskFlags } from "./start_task_flags.ts";
+import { startTaskFlags } from "../../bench/start_task_flags.ts";
 
 /** The flags of the `start` task, exactly (permissions and V8 settings). */
 export const START_PERMISSIONS = startTaskFlags();

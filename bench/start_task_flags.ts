@@ -1,5 +1,5 @@
 /** The project's root folder: the start task's relative paths (.pglite, migrations) are relative to it. */
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
  * The flags of the `start` task (permissions and V8 settings), read from

@@ -1,0 +1,54 @@
+import postgres, { type Sql } from "postgres";
+import { migrate } from "../src/db/migrate.ts";
+
+/** A database of the bench's own, migrated and seeded, dropped when the bench ends. */
+export interface BenchDatabase {
+  url: string;
+  sql: Sql;
+  /** Puts every document back to SENT, so that each drive does the same amount of climbing. */
+  resetDocuments(): Promise<void>;
+  /** Drops the database and closes the connections. */
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh database next to `adminUrl`'s, migrates it and seeds `documents` documents in SENT. */
+export async function createBenchDatabase(adminUrl: string, documents: number): Promise<BenchDatabase> {
+  const name = `mgwh_bench_${Date.now()}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    await migrate(sql);
+    await seedDocuments(sql, 1, documents);
+  } catch (error) {
+    await sql.end();
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+    throw error;
+  }
+  return {
+    url: url.toString(),
+    sql,
+    async resetDocuments() {
+      await sql`update documents set email_status = 'SENT', email_status_at = null where email_status <> 'SENT'`;
+      await sql`vacuum analyze documents`;
+      await sql`checkpoint`;
+    },
+    async drop() {
+      await sql.end();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+/** Inserts documents `from`..`to` (message ids as {@link benchMessageId} spells them), in SENT. */
+export async function seedDocuments(sql: Sql, from: number, to: number): Promise<void> {
+  await sql`
+    insert into documents (email_message_id, email_status)
+    select '<bench-' || g || '@mg.bench.test>', 'SENT' from generate_series(${from}::int, ${to}::int) g
+  `;
+  await sql`vacuum analyze documents`;
+}

@@ -1,0 +1,194 @@
+import { WEBHOOK_PATH } from "../src/config/routes.ts";
+import { createBenchDatabase } from "./bench_database.ts";
+import type { BenchOptions } from "./bench_options.ts";
+import { driveMeasured, type MeasuredDrive } from "./drive_load.ts";
+import { runPgbench } from "./pgbench.ts";
+import { peakRssMiB } from "./proc_stats.ts";
+import { renderChart } from "./render_chart.ts";
+import { type ServerProcess, startHelloServer, startService } from "./service_process.ts";
+import { writeSignedBodies } from "./signed_bodies.ts";
+import { startTaskFlags } from "./start_task_flags.ts";
+import { median } from "./stats.ts";
+import { checkTargets, type TargetCheck } from "./targets.ts";
+
+const RESULTS = new URL("./results/", import.meta.url).pathname;
+/** The connection count of the CPU comparison with hello-world, when the run drives it. */
+const CPU_LEVEL = 32;
+
+/** One connection count: each round's figures and their medians. */
+export interface LevelResult {
+  connections: number;
+  rounds: { service: MeasuredDrive; referenceTps: number; ratio: number }[];
+  /** Medians over the rounds. */
+  service: { rps: number; p50: number; p99: number; non2xx: number; cpuUsPerWebhook: number; ranOut: boolean };
+  referenceTps: number;
+  ratio: number;
+}
+
+/** What a full (or smoke) run measured, as bench/results/bench-<mode>.json holds it. */
+export interface FullReport {
+  date: string;
+  mode: "full" | "smoke";
+  machine: { cores: number; deno: string };
+  startTaskV8Flags: string | null;
+  documents: number;
+  durationMs: number;
+  coldStartMs: number;
+  peakRssMiB: number;
+  levels: LevelResult[];
+  hello: { connections: number; rounds: MeasuredDrive[]; cpuUsPerRequest: number };
+  cpuRatio: number;
+  targets: TargetCheck[];
+}
+
+/**
+ * The service against pgbench's one-statement reference on the same
+ * database, level by level and round by round, then the same load on a
+ * hello-world `Deno.serve` for the CPU yardstick. Returns false when a drive
+ * had no requests or a non-2xx answer.
+ */
+export async function runFullBench(adminUrl: string, options: BenchOptions): Promise<boolean> {
+  const documents = options.smoke ? 2_000 : 100_000;
+  // More than any drive can send in its time: one that runs out says so.
+  const bodies = options.smoke ? 4_000 : 150_000;
+  const key = `bench-key-${crypto.randomUUID()}`;
+  const database = await createBenchDatabase(adminUrl, documents);
+  const bodiesFile = await Deno.makeTempFile({ prefix: "mgwh-bench-", suffix: ".jsonl" });
+  let service: ServerProcess | undefined;
+  let hello: ServerProcess | undefined;
+  try {
+    service = await startService(database.url, key);
+    const coldStartMs = service.coldStartMs;
+    console.log(`cold start: ${coldStartMs.toFixed(0)} ms from process start to the first 200`);
+    if (!options.smoke) {
+      await database.resetDocuments();
+      await writeSignedBodies(bodiesFile, key, bodies, documents);
+      await driveMeasured(service, WEBHOOK_PATH, bodiesFile, 32, 3_000);
+    }
+    const levels: LevelResult[] = [];
+    for (const connections of options.levels) {
+      const rounds: LevelResult["rounds"] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        await database.resetDocuments();
+        await writeSignedBodies(bodiesFile, key, bodies, documents);
+        const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, connections, options.durationMs);
+        await database.resetDocuments();
+        const referenceTps = await runPgbench(database.url, connections, options.durationMs, documents);
+        rounds.push({ service: drive, referenceTps, ratio: drive.rps / referenceTps });
+      }
+      const level = summarize(connections, rounds);
+      levels.push(level);
+      printLevel(level);
+    }
+    const rss = peakRssMiB(service.pid);
+    await service.stop();
+    service = undefined;
+
+    const helloLevel = options.levels.includes(CPU_LEVEL) ? CPU_LEVEL : options.levels.at(-1)!;
+    hello = await startHelloServer();
+    const helloRounds: MeasuredDrive[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      helloRounds.push(await driveMeasured(hello, "/", bodiesFile, helloLevel, options.durationMs, true));
+    }
+    const helloCpu = median(helloRounds.map((r) => r.cpuUsPerRequest));
+    const serviceCpu = levels.find((l) => l.connections === helloLevel)!.service.cpuUsPerWebhook;
+    console.log(
+      `hello-world Deno.serve at ${helloLevel} conn: ${median(helloRounds.map((r) => r.rps)).toFixed(0)} req/s, ` +
+        `${helloCpu.toFixed(1)} µs CPU per request; the service: ${serviceCpu.toFixed(1)} µs per webhook`,
+    );
+
+    const v8Flags = startTaskFlags().find((flag) => flag.startsWith("--v8-flags")) ?? null;
+    const report: FullReport = {
+      date: new Date().toISOString(),
+      mode: options.smoke ? "smoke" : "full",
+      machine: { cores: navigator.hardwareConcurrency, deno: Deno.version.deno },
+      startTaskV8Flags: v8Flags,
+      documents,
+      durationMs: options.durationMs,
+      coldStartMs,
+      peakRssMiB: rss,
+      levels,
+      hello: { connections: helloLevel, rounds: helloRounds, cpuUsPerRequest: helloCpu },
+      cpuRatio: serviceCpu / helloCpu,
+      targets: [],
+    };
+    report.targets = checkTargets(report);
+    printReport(report);
+    await Deno.mkdir(RESULTS, { recursive: true });
+    const stem = `${RESULTS}bench-${report.mode}`;
+    await Deno.writeTextFile(`${stem}.json`, JSON.stringify(report, null, 2) + "\n");
+    await Deno.writeTextFile(`${stem}.svg`, renderChart(report));
+    console.log(`results: ${stem}.json, ${stem}.svg`);
+    const failed = levels.flatMap((l) => l.rounds).filter((r) => r.service.requests === 0 || r.service.non2xx > 0);
+    if (failed.length > 0) console.error(`bench: ${failed.length} drive(s) had no requests or non-2xx answers`);
+    return failed.length === 0;
+  } finally {
+    await service?.stop();
+    await hello?.stop();
+    await Deno.remove(bodiesFile);
+    await database.drop();
+  }
+}
+
+function summarize(connections: number, rounds: LevelResult["rounds"]): LevelResult {
+  const of = (pick: (r: LevelResult["rounds"][number]) => number) => median(rounds.map(pick));
+  return {
+    connections,
+    rounds,
+    service: {
+      rps: of((r) => r.service.rps),
+      p50: of((r) => r.service.p50),
+      p99: of((r) => r.service.p99),
+      non2xx: rounds.reduce((sum, r) => sum + r.service.non2xx, 0),
+      cpuUsPerWebhook: of((r) => r.service.cpuUsPerRequest),
+      ranOut: rounds.some((r) => r.service.ranOut),
+    },
+    referenceTps: of((r) => r.referenceTps),
+    ratio: of((r) => r.ratio),
+  };
+}
+
+function printLevel(level: LevelResult): void {
+  const s = level.service;
+  const ratios = level.rounds.map((r) => r.ratio.toFixed(2)).join(", ");
+  console.log(
+    `${String(level.connections).padStart(4)} conn: ${s.rps.toFixed(0)} events/s, p50 ${s.p50.toFixed(2)} ms, ` +
+      `p99 ${s.p99.toFixed(2)} ms, ${s.cpuUsPerWebhook.toFixed(0)} µs CPU/webhook, non-2xx ${s.non2xx}, ` +
+      `reference ${level.referenceTps.toFixed(0)} tps, ratio ${level.ratio.toFixed(2)}x (rounds ${ratios})` +
+      (s.ranOut ? " (ran out of bodies)" : ""),
+  );
+}
+
+function printReport(report: FullReport): void {
+  console.log("");
+  console.log(
+    `Medians of ${report.levels[0]?.rounds.length ?? 0} rounds per level, ${report.durationMs / 1000} s each:`,
+  );
+  console.log("");
+  console.log("| connections | events/s | p50 ms | p99 ms | CPU µs/webhook | non-2xx | reference tps | ratio |");
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const level of report.levels) {
+    const s = level.service;
+    console.log(
+      `| ${level.connections} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ` +
+        `${s.cpuUsPerWebhook.toFixed(0)} | ${s.non2xx} | ${level.referenceTps.toFixed(0)} | ${
+          level.ratio.toFixed(2)
+        }x |`,
+    );
+  }
+  console.log("");
+  console.log(
+    `hello-world Deno.serve: ${report.hello.cpuUsPerRequest.toFixed(1)} µs CPU per request at ` +
+      `${report.hello.connections} connections; CPU ratio ${report.cpuRatio.toFixed(1)}x`,
+  );
+  console.log(
+    `server peak RSS: ${report.peakRssMiB.toFixed(1)} MiB (start task V8 flags: ${
+      report.startTaskV8Flags ?? "none"
+    }); ` +
+      `cold start: ${report.coldStartMs.toFixed(0)} ms`,
+  );
+  console.log("");
+  for (const target of report.targets) {
+    console.log(`${target.met ? "met" : "NOT MET"}: ${target.name}: ${target.figure} (target ${target.target})`);
+  }
+}
