@@ -75,7 +75,7 @@ export async function startService(config: Config): Promise<Service> {
       migrations,
     }));
     if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
-    const stopPruner = startTokenPruner(sql, window);
+    const stopPruner = startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;

@@ -127,7 +127,7 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
     expired.push({ signedAt: now - secondsAgo, token, data });
   }
 
-  const stop = startTokenPruner(svc.sql, window(), 20);
+  const stop = startTokenPruner(svc.sql, window(), { firstDelayMs: 20, intervalMs: 20 });
   try {
     for (let i = 0; i < 200 && (await Promise.all(expired.map((e) => tokenExists(e.token)))).some(Boolean); i++) {
       await new Promise((resolve) => setTimeout(resolve, 25));

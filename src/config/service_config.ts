@@ -30,6 +30,8 @@ const DEFAULT_BATCH_MAX = 128;
 const DEFAULT_BATCH_IN_FLIGHT = 1;
 /** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
 export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
+/** The first token pruning, soon after start: instances on Deno Deploy may not live for a whole interval. */
+const DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS = 30_000;
 /** The service's settings. */
 export interface Config {
   port: number;
@@ -56,6 +58,7 @@ export interface Config {
   batchMax: number;
   batchInFlight: number;
   batchQueueMax: number;
+  tokenPruneFirstDelayMs: number;
 }
 
 /** Reads and checks the configuration; throws a {@link ConfigError} naming the first bad variable. */
@@ -105,5 +108,11 @@ export function loadConfig(source?: EnvSource): Config {
     batchMax: env.integer("BATCH_MAX", DEFAULT_BATCH_MAX, 1, 10_000),
     batchInFlight: env.integer("BATCH_IN_FLIGHT", DEFAULT_BATCH_IN_FLIGHT, 1, 1000),
     batchQueueMax: env.integer("BATCH_QUEUE_MAX", DEFAULT_BATCH_QUEUE_MAX, 1, 1_000_000),
+    tokenPruneFirstDelayMs: env.integer(
+      "TOKEN_PRUNE_FIRST_DELAY_MS",
+      DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS,
+      0,
+      24 * 60 * 60 * 1000,
+    ),
   };
 }

@@ -4,8 +4,6 @@ import { log } from "../reporting/log.ts";
 
 /** How often the service prunes consumed tokens. */
 const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
-/** The first pruning, soon after start: instances on Deno Deploy may not live for a whole interval. */
-const FIRST_PRUNE_DELAY_MS = 30 * 1000;
 /** Tokens deleted per statement, so that pruning never holds long locks. */
 const PRUNE_CHUNK = 5_000;
 /** Kept past the signature window, for clocks that disagree. */
@@ -15,25 +13,30 @@ export const PRUNE_MARGIN_SECONDS = 60 * 60;
  * Keeps the token table bounded without a cron job: every few minutes,
  * delete tokens whose signature is older than anything the window still
  * admits (max age + max future skew + a margin), so pruning never re-opens
- * a replay. Returns a function that stops it.
+ * a replay. The first pruning comes `firstDelayMs` after start (at most one
+ * interval). Returns a function that stops it.
  */
 export function startTokenPruner(
   sql: Sql,
   window: { maxAgeSeconds: number; maxFutureSeconds: number },
-  intervalMs: number = PRUNE_INTERVAL_MS,
+  timing: { firstDelayMs: number; intervalMs?: number },
 ): () => void {
+  const intervalMs = timing.intervalMs ?? PRUNE_INTERVAL_MS;
   const olderThan = window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
   let running = false;
   const prune = async () => {
     if (running) return;
     running = true;
+    const started = performance.now();
     try {
       let total = 0;
       for (let deleted = PRUNE_CHUNK; deleted === PRUNE_CHUNK;) {
         deleted = await pruneTokens(sql, olderThan, PRUNE_CHUNK);
         total += deleted;
       }
-      if (total > 0) log("info", "pruned consumed tokens", { deleted: total });
+      if (total > 0) {
+        log("info", "pruned consumed tokens", { deleted: total, ms: Math.round(performance.now() - started) });
+      }
     } catch (error) {
       log("warn", "token pruning failed; will retry", { error_code: (error as { code?: string }).code });
     } finally {
@@ -41,7 +44,7 @@ export function startTokenPruner(
     }
   };
   // Unreferenced: pruning never keeps the process alive.
-  const first = setTimeout(prune, Math.min(intervalMs, FIRST_PRUNE_DELAY_MS));
+  const first = setTimeout(prune, Math.min(intervalMs, timing.firstDelayMs));
   const every = setInterval(prune, intervalMs);
   Deno.unrefTimer(first);
   Deno.unrefTimer(every);
