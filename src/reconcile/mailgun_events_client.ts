@@ -9,7 +9,7 @@ import {
 import { MailgunApiError } from "./reconcile_errors.ts";
 
 /** Most events per page (Mailgun's maximum). */
-export const EVENTS_PAGE_LIMIT = 300;
+const EVENTS_PAGE_LIMIT = 300;
 
 /**
  * A client of Mailgun's Events API, `GET /v3/{domain}/events` (deprecated

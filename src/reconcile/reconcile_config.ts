@@ -3,14 +3,14 @@ import type { BackoffOptions } from "./fetch_with_backoff.ts";
 import { MAILGUN_API_BASE_URLS } from "./mailgun_event_source.ts";
 
 /** Rows younger than this are left to the webhook: Mailgun delivers most events within minutes. */
-export const DEFAULT_MIN_AGE = "1h";
+const DEFAULT_MIN_AGE = "1h";
 /** Rows older than this are not asked about: Mailgun keeps events for 30 days on paid plans (less on free ones). */
-export const DEFAULT_MAX_AGE = "30d";
+const DEFAULT_MAX_AGE = "30d";
 /** Most rows held and matched in one run: a few MB of memory. */
-export const DEFAULT_LIMIT = 10_000;
+const DEFAULT_LIMIT = 10_000;
 
 /** Which of Mailgun's read APIs reconcile uses. */
-export type ReconcileApi = "logs" | "events";
+type ReconcileApi = "logs" | "events";
 
 /** What `deno task reconcile` needs. */
 export interface ReconcileConfig {
