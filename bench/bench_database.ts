@@ -52,3 +52,18 @@ export async function seedDocuments(sql: Sql, from: number, to: number): Promise
   `;
   await sql`vacuum analyze documents`;
 }
+
+/**
+ * Inserts `count` consumed tokens signed over the `hours` before now, evenly
+ * spread and in signing order (as a day of traffic leaves them), each with a
+ * 32-byte body hash.
+ */
+export async function seedTokens(sql: Sql, count: number, hours: number): Promise<void> {
+  await sql`
+    insert into webhook_tokens (token, body_hash, signed_at, consumed_at)
+    select 'seed-' || lpad(g::text, 10, '0'), sha256(int4send(g)), t, t
+    from generate_series(1, ${count}::int) g,
+         lateral (select now() - make_interval(secs => ${hours * 3600}::float8 * (1 - g::float8 / ${count}::int))) s(t)
+  `;
+  await sql`vacuum analyze webhook_tokens`;
+}

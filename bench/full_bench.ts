@@ -34,7 +34,10 @@ export interface FullReport {
   documents: number;
   durationMs: number;
   coldStartMs: number;
+  /** With the start task's flags. */
   peakRssMiB: number;
+  /** The same service without `--v8-flags`, after one drive at 32 connections. */
+  peakRssWithoutV8FlagsMiB: number;
   levels: LevelResult[];
   hello: { connections: number; rounds: MeasuredDrive[]; cpuUsPerRequest: number };
   cpuRatio: number;
@@ -83,6 +86,18 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
     const rss = peakRssMiB(service.pid);
     await service.stop();
     service = undefined;
+    const v8Flags = startTaskFlags().find((flag) => flag.startsWith("--v8-flags")) ?? null;
+    // Deno Deploy takes no flags: the memory bound is read off the service run without them, under the same load.
+    let rssWithoutV8Flags = rss;
+    if (v8Flags !== null) {
+      service = await startService(database.url, key, { withoutV8Flags: true });
+      await database.resetDocuments();
+      await writeSignedBodies(bodiesFile, key, bodies, documents);
+      await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CPU_LEVEL, options.durationMs);
+      rssWithoutV8Flags = peakRssMiB(service.pid);
+      await service.stop();
+      service = undefined;
+    }
 
     const helloLevel = options.levels.includes(CPU_LEVEL) ? CPU_LEVEL : options.levels.at(-1)!;
     hello = await startHelloServer();
@@ -97,7 +112,6 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
         `${helloCpu.toFixed(1)} µs CPU per request; the service: ${serviceCpu.toFixed(1)} µs per webhook`,
     );
 
-    const v8Flags = startTaskFlags().find((flag) => flag.startsWith("--v8-flags")) ?? null;
     const report: FullReport = {
       date: new Date().toISOString(),
       mode: options.smoke ? "smoke" : "full",
@@ -107,6 +121,7 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
       durationMs: options.durationMs,
       coldStartMs,
       peakRssMiB: rss,
+      peakRssWithoutV8FlagsMiB: rssWithoutV8Flags,
       levels,
       hello: { connections: helloLevel, rounds: helloRounds, cpuUsPerRequest: helloCpu },
       cpuRatio: serviceCpu / helloCpu,
@@ -182,9 +197,8 @@ function printReport(report: FullReport): void {
       `${report.hello.connections} connections; CPU ratio ${report.cpuRatio.toFixed(1)}x`,
   );
   console.log(
-    `server peak RSS: ${report.peakRssMiB.toFixed(1)} MiB (start task V8 flags: ${
-      report.startTaskV8Flags ?? "none"
-    }); ` +
+    `server peak RSS: ${report.peakRssMiB.toFixed(1)} MiB with the start task's V8 flags ` +
+      `(${report.startTaskV8Flags ?? "none"}), ${report.peakRssWithoutV8FlagsMiB.toFixed(1)} MiB without; ` +
       `cold start: ${report.coldStartMs.toFixed(0)} ms`,
   );
   console.log("");

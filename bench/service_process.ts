@@ -23,12 +23,18 @@ export async function startService(
     env?: Record<string, string>;
     /** Called with each line of the service's log; without it the log is discarded. */
     onLogLine?: (line: string) => void;
+    /** Leaves out the start task's `--v8-flags`, as Deno Deploy runs it. */
+    withoutV8Flags?: boolean;
   } = {},
 ): Promise<ServerProcess> {
   const port = freePort();
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...startTaskFlags(), "main.ts"],
+    args: [
+      "run",
+      ...startTaskFlags().filter((flag) => !(options.withoutV8Flags && flag.startsWith("--v8-flags"))),
+      "main.ts",
+    ],
     cwd: PROJECT,
     env: {
       DATABASE_URL: databaseUrl,
