@@ -8,8 +8,9 @@
 \set doc random(1, :documents)
 \set kind random(1, 10)
 with token as (
-  insert into webhook_tokens (token, body_hash, signed_at)
-  values (md5(random()::text) || md5(random()::text), sha256(convert_to(random()::text, 'UTF8')), now())
+  insert into webhook_tokens (token, body_hash, signed_at, slot)
+  values (md5(random()::text) || md5(random()::text), sha256(convert_to(random()::text, 'UTF8')), now(),
+          webhook_token_slot(now()))
   returning token
 ), event as (
   select case when :kind <= 7 then 'DELIVERED' when :kind = 9 then 'FAILED' when :kind = 10 then 'COMPLAINED' end as status,

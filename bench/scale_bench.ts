@@ -12,9 +12,10 @@ const SMALL_DOCUMENTS = 100_000;
 /** At `--scale-factor 1`: the documents and consumed tokens of the large tables. */
 const LARGE_ROWS = 10_000_000;
 /**
- * The consumed tokens span 49 hours: the service keeps 25 (the default 24-hour
- * signature window, 5 minutes of skew, an hour of margin), so the oldest day's
- * worth, about half, is what a pruning that did not run for a day finds.
+ * The consumed tokens span 49 hours: the default window reaches 25 back (24
+ * hours of age, 5 minutes of skew, an hour of margin), so the UTC days before
+ * that, 11 to 35 hours of tokens by the time of day, are what a pruning that
+ * did not run for a day finds.
  */
 const TOKEN_SPAN_HOURS = 49;
 const CONNECTIONS = 32;
@@ -25,8 +26,8 @@ const NO_PRUNING = { TOKEN_PRUNE_FIRST_DELAY_MS: String(24 * 60 * 60 * 1000) };
 const THROUGHPUT_SHARE_MIN = 0.9;
 /** p99 while a day of tokens is pruned, at most this multiple of the p99 without pruning. */
 const PRUNING_P99_GROWTH_MAX = 1.2;
-/** Bounds the pruning phase: drives stop after this many rounds even if pruning has not ended. */
-const PRUNING_ROUNDS_MAX = 30;
+/** When the pruner runs after the service starts: early in the drive that measures it. */
+const PRUNING_DELAY_MS = 2_000;
 
 /** What a `--scale` run measured, as bench/results/bench-scale.json holds it. */
 export interface ScaleReport {
@@ -36,10 +37,12 @@ export interface ScaleReport {
   durationMs: number;
   small: { documents: number; tokens: number; rounds: MeasuredDrive[]; rps: number; p99: number };
   large: { documents: number; tokens: number; rounds: MeasuredDrive[]; rps: number; p99: number };
-  /** `deleted` and `ms` are null when pruning had not ended by the last drive. */
+  /** Null when the pruning did not run inside its drive. */
   pruning: {
-    deleted: number | null;
-    ms: number | null;
+    /** Tokens before the drive, plus one per 2xx webhook of it, minus tokens after. */
+    deleted: number;
+    partitions: number;
+    ms: number;
     rounds: MeasuredDrive[];
     p99: number;
     maxP99: number;
@@ -51,8 +54,8 @@ export interface ScaleReport {
 /**
  * Throughput at 32 connections with 100,000 documents and no tokens, then
  * with 10,000,000 documents and 10,000,000 consumed tokens (times
- * `--scale-factor`), then the p99 while the service prunes the oldest day
- * of those tokens under the same load.
+ * `--scale-factor`), then the p99 of a drive in which the service prunes
+ * the tokens out of every window (a day and more) under the same load.
  */
 export async function runScaleBench(adminUrl: string, options: BenchOptions): Promise<boolean> {
   const large = Math.max(SMALL_DOCUMENTS + 1, Math.round(LARGE_ROWS * options.scaleFactor));
@@ -99,42 +102,43 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
         `(${(largeResult.rps / small.rps).toFixed(2)}x the small tables' throughput)`,
     );
 
-    // The pruner starts at once; drives follow each other until its log line says it is done.
-    let pruned: { deleted: number; ms: number } | undefined;
+    // One drive with the pruning in its middle: emptying a partition takes
+    // milliseconds, so no drive could run wholly while it runs.
+    await writeSignedBodies(bodiesFile, key, BODIES, large);
+    const [{ n: tokensBefore }] = await database.sql`select count(*)::int as n from webhook_tokens`;
+    let pruned: { partitions: number; ms: number; at: number } | undefined;
     service = await startService(database.url, key, {
-      env: { TOKEN_PRUNE_FIRST_DELAY_MS: "0" },
+      env: { TOKEN_PRUNE_FIRST_DELAY_MS: String(PRUNING_DELAY_MS) },
       onLogLine(line) {
         if (!line.includes("pruned consumed tokens")) return;
-        const entry = JSON.parse(line) as { deleted: number; ms: number };
-        pruned = { deleted: entry.deleted, ms: entry.ms };
+        const entry = JSON.parse(line) as { partitions: number; ms: number };
+        pruned = { partitions: entry.partitions, ms: entry.ms, at: performance.now() };
       },
     });
-    const pruningRounds: MeasuredDrive[] = [];
-    while (pruned === undefined && pruningRounds.length < PRUNING_ROUNDS_MAX) {
-      await writeSignedBodies(bodiesFile, key, BODIES, large);
-      const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs);
-      // Only drives that pruning covered from start to end count.
-      if (pruned === undefined) pruningRounds.push(drive);
-    }
+    const driveStarted = performance.now();
+    const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs);
+    const driveEnded = performance.now();
     await service.stop();
     service = undefined;
-    const pruning = pruningRounds.length === 0 ? null : {
-      deleted: pruned?.deleted ?? null,
-      ms: pruned?.ms ?? null,
-      rounds: pruningRounds,
-      p99: median(pruningRounds.map((d) => d.p99)),
-      maxP99: Math.max(...pruningRounds.map((d) => d.p99)),
-    };
+    const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from webhook_tokens`;
+    const covered = pruned !== undefined && pruned.at > driveStarted && pruned.at < driveEnded;
+    const pruning = covered
+      ? {
+        // Every 2xx webhook of the drive consumed one token.
+        deleted: tokensBefore + drive.requests - tokensAfter,
+        partitions: pruned!.partitions,
+        ms: pruned!.ms,
+        rounds: [drive],
+        p99: drive.p99,
+        maxP99: drive.p99,
+      }
+      : null;
     console.log(
       pruning
-        ? (pruning.ms === null
-          ? `pruning had not ended after ${pruningRounds.length} drives; `
-          : `pruning ${pruning.deleted} tokens took ${(pruning.ms / 1000).toFixed(1)} s; `) +
-          `p99 meanwhile ${pruning.p99.toFixed(2)} ms (max ${pruning.maxP99.toFixed(2)}) ` +
-          `vs ${largeResult.p99.toFixed(2)} ms without`
-        : "pruning: no drive ran wholly while pruning (it ended within the first drive)",
+        ? `pruning ${pruning.deleted} tokens (${pruning.partitions} partitions) took ${pruning.ms} ms; ` +
+          `p99 of the drive around it ${pruning.p99.toFixed(2)} ms vs ${largeResult.p99.toFixed(2)} ms without`
+        : "pruning: it did not run inside the drive",
     );
-
     const report: ScaleReport = {
       date: new Date().toISOString(),
       scaleFactor: options.scaleFactor,
@@ -152,7 +156,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     await Deno.mkdir(RESULTS, { recursive: true });
     await Deno.writeTextFile(`${RESULTS}bench-scale.json`, JSON.stringify(report, null, 2) + "\n");
     console.log(`results: ${RESULTS}bench-scale.json`);
-    const drives = [...smallRounds, ...largeRounds, ...pruningRounds];
+    const drives = [...smallRounds, ...largeRounds, drive];
     return drives.every((d) => d.requests > 0 && d.non2xx === 0);
   } finally {
     await service?.stop();

@@ -1,7 +1,8 @@
 /**
- * Bounded state: consumed tokens are pruned by the service itself, and only
- * once the signature window can no longer admit them, so pruning never
- * re-opens a replay. Runs on both databases, like every test here.
+ * Bounded state: consumed tokens are pruned by the service itself, a day
+ * partition at a time (migration 0007), and only once no signature window can
+ * admit any day the partition holds, so pruning never re-opens a replay. Runs
+ * on both databases, like every test here.
  */
 import assert from "node:assert/strict";
 import { PRUNE_MARGIN_SECONDS, startTokenPruner } from "../src/pruning/token_pruner.ts";
@@ -48,15 +49,41 @@ function pruneAfterSeconds(): number {
   return window().maxAgeSeconds + window().maxFutureSeconds + PRUNE_MARGIN_SECONDS;
 }
 
+/** How far ahead pruning leaves partitions alone: tokens may be signed in the future (clock skew). */
+function pruneAheadSeconds(): number {
+  return window().maxFutureSeconds + PRUNE_MARGIN_SECONDS;
+}
+
 /** Consumes a token directly, as the service would have `secondsAgo` ago, bound to `data`. */
 async function insertToken(token: string, secondsAgo: number, data: unknown): Promise<void> {
   await svc.sql`
-    insert into webhook_tokens (token, body_hash, signed_at, consumed_at)
-    values (${token}, webhook_body_hash(${
-    JSON.stringify(data)
-  }::text::jsonb), now() - make_interval(secs => ${secondsAgo}),
-            now() - make_interval(secs => ${secondsAgo}))
+    insert into webhook_tokens (token, body_hash, signed_at, consumed_at, slot)
+    select ${token}, webhook_body_hash(${JSON.stringify(data)}::text::jsonb), t, t, webhook_token_slot(t)
+    from (select now() - make_interval(secs => ${secondsAgo})) s(t)
   `;
+}
+
+const DAY_SECONDS = 86_400;
+/** The partitions of webhook_tokens: one per UTC day of signature, modulo this. */
+const SLOTS = 16;
+
+/**
+ * Whether a token signed `secondsAgo` before `now` (Unix seconds) sits in a
+ * partition that some window still reaches: written here from the rule, not
+ * from the migration's SQL.
+ */
+function inLivePartition(now: number, secondsAgo: number): boolean {
+  const slot = (day: number) => ((day % SLOTS) + SLOTS) % SLOTS;
+  const first = Math.floor((now - pruneAfterSeconds()) / DAY_SECONDS);
+  const last = Math.floor((now + pruneAheadSeconds()) / DAY_SECONDS);
+  const live = new Set<number>();
+  for (let day = first; day <= last; day++) live.add(slot(day));
+  return live.has(slot(Math.floor((now - secondsAgo) / DAY_SECONDS)));
+}
+
+async function databaseNow(): Promise<number> {
+  const [row] = await svc.sql`select extract(epoch from now())::float8 as now`;
+  return row.now;
 }
 
 async function tokenExists(token: string): Promise<boolean> {
@@ -69,7 +96,7 @@ async function countTokens(): Promise<number> {
   return row.n;
 }
 
-Deno.test("the service prunes expired tokens on its own timer, in chunks, leaving every token the window admits", async () => {
+Deno.test("the service prunes expired days of tokens on its own timer, leaving every token the window admits", async () => {
   const pruning = serviceTimers.filter((timer) => timer.kind === "interval" && timer.ms >= 60_000);
   assert.equal(pruning.length, 1, "the service must set exactly one long-period timer: the token pruner");
   assert.ok(pruning[0].ms <= 60 * 60 * 1000, "pruning must run at least hourly");
@@ -77,11 +104,12 @@ Deno.test("the service prunes expired tokens on its own timer, in chunks, leavin
   const first = serviceTimers.find((timer) => timer.kind === "timeout" && timer.callback === pruning[0].callback);
   assert.ok(first && first.ms <= 60_000, "the first pruning must come within a minute of start");
   const limit = pruneAfterSeconds();
-  // Far more expired tokens than one pruning statement deletes (5,000), so chunking is exercised.
+  // A day past the limit and beyond: partitions no window reaches.
   await svc.sql`
-    insert into webhook_tokens (token, body_hash, signed_at)
-    select 'expired-' || n, '\\x00'::bytea, now() - make_interval(secs => ${limit} + 1 + n)
-    from generate_series(1, 12000) as n
+    insert into webhook_tokens (token, body_hash, signed_at, slot)
+    select 'expired-' || n, '\\x00'::bytea, t, webhook_token_slot(t)
+    from generate_series(1, 12000) as n,
+         lateral (select now() - make_interval(secs => ${limit + DAY_SECONDS}::int + n * 7)) s(t)
   `;
   const kept: Record<string, number> = {
     "just admitted (age limit - 1 min)": window().maxAgeSeconds - 60,
@@ -101,7 +129,8 @@ Deno.test("the service prunes expired tokens on its own timer, in chunks, leavin
   const [expired] = await svc.sql`select count(*)::int as n from webhook_tokens where token like 'expired-%'`;
   assert.equal(expired.n, 0);
   for (const name of Object.keys(kept)) assert.ok(await tokenExists(`kept-${name}`), `pruned: ${name}`);
-  assert.ok(svc.logs.some((line) => line.msg === "pruned consumed tokens" && line.deleted === 12000));
+  const line = svc.logs.find((line) => line.msg === "pruned consumed tokens");
+  assert.ok(line && Number(line.partitions) >= 1 && typeof line.ms === "number");
 });
 
 Deno.test("pruning never re-opens a replay: kept tokens stay refused for another body; pruned ones are refused by the window", async () => {
@@ -117,26 +146,31 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
     assert.equal((await post(svc.url, body)).status, 200);
     admitted.push({ signedAt, messageId, id, data, signature });
   }
-  // Signatures too old for the window, whose tokens were consumed back then.
-  const expired: { signedAt: number; token: string; data: Record<string, unknown> }[] = [];
-  for (const extra of [1, 3600, 30 * 86_400]) {
+  // Signatures too old for the window, whose tokens were consumed back then:
+  // just past the limit (their day's partition is still reached: kept, for
+  // now) and a day and more past it (pruned).
+  const expired: { signedAt: number; token: string; data: Record<string, unknown>; prunable: boolean }[] = [];
+  const dbNow = await databaseNow();
+  for (const extra of [1, 3600, 86_400 + 1, 2 * 86_400, 30 * 86_400]) {
     const secondsAgo = pruneAfterSeconds() + extra;
     const token = newToken();
     const data = eventData("delivered", newMessageId());
     await insertToken(token, secondsAgo, data);
-    expired.push({ signedAt: now - secondsAgo, token, data });
+    expired.push({ signedAt: now - secondsAgo, token, data, prunable: !inLivePartition(dbNow, secondsAgo) });
   }
+  const prunable = expired.filter((e) => e.prunable);
+  assert.ok(prunable.length >= 2);
 
   const stop = startTokenPruner(svc.sql, window(), { firstDelayMs: 20, intervalMs: 20 });
   try {
-    for (let i = 0; i < 200 && (await Promise.all(expired.map((e) => tokenExists(e.token)))).some(Boolean); i++) {
+    for (let i = 0; i < 200 && (await Promise.all(prunable.map((e) => tokenExists(e.token)))).some(Boolean); i++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   } finally {
     stop();
   }
 
-  for (const entry of expired) assert.ok(!(await tokenExists(entry.token)), "an expired token was not pruned");
+  for (const entry of prunable) assert.ok(!(await tokenExists(entry.token)), "an expired token was not pruned");
   for (const { signedAt, messageId, id, data, signature } of admitted) {
     // The same signature with another event: still a replay, still refused.
     const forged = signedBody(svc.key, eventData("complained", messageId), signature);
@@ -151,7 +185,7 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
     assert.equal(state.status, "DELIVERED");
     assert.equal(state.events.length, 1);
   }
-  for (const { signedAt, token, data } of expired) {
+  for (const { signedAt, token, data, prunable } of expired) {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
     const signature = signWebhook(svc.key, String(signedAt), token);
@@ -162,22 +196,45 @@ Deno.test("pruning never re-opens a replay: kept tokens stay refused for another
       assert.match(String(svc.logs.at(-1)!.reason), /old/);
     }
     assert.equal((await rowState(svc.sql, "documents", id)).events.length, 0);
-    assert.ok(!(await tokenExists(token)), "a refused request consumed a token");
+    // A pruned token stays gone; a kept one stays as it was.
+    assert.equal(await tokenExists(token), !prunable, "a refused request consumed a token");
   }
 });
 
-Deno.test("pruning by age: a token goes if and only if no signature window (age + future skew + margin) admits it", async () => {
+Deno.test("pruning by day: a token goes if and only if no window (age + future skew + margin) reaches its day's partition", async () => {
   const limit = pruneAfterSeconds();
-  const offsets = [-300, 0, 1, 60, 86_399, 86_400, 86_401, limit - 5, limit + 5, limit + 3600, 10 * limit];
-  for (const [i, secondsAgo] of offsets.entries()) await insertToken(`age-${i}`, secondsAgo, { i });
-  let deleted = 0;
-  for (let chunk = 2; chunk === 2;) {
-    // A chunk of two: several rounds, as the service runs them.
-    chunk = await pruneTokens(svc.sql, limit, 2);
-    deleted += chunk;
-  }
+  const offsets = [
+    -pruneAheadSeconds() + 5,
+    -300,
+    0,
+    1,
+    60,
+    86_399,
+    86_400,
+    86_401,
+    limit - 5,
+    limit + 5,
+    limit + 3600,
+    limit + DAY_SECONDS,
+    limit + 2 * DAY_SECONDS,
+    limit + 5 * DAY_SECONDS,
+    10 * limit,
+    SLOTS * DAY_SECONDS,
+  ];
+  for (const [i, secondsAgo] of offsets.entries()) await insertToken(`day-${i}`, secondsAgo, { i });
+  const now = await databaseNow();
+  await pruneTokens(svc.sql, limit, pruneAheadSeconds());
   for (const [i, secondsAgo] of offsets.entries()) {
-    assert.equal(await tokenExists(`age-${i}`), secondsAgo < limit, `token signed ${secondsAgo} s ago`);
+    const kept = await tokenExists(`day-${i}`);
+    assert.equal(kept, inLivePartition(now, secondsAgo), `token signed ${secondsAgo} s ago`);
+    if (secondsAgo < limit) assert.ok(kept, `pruned a token the window admits (signed ${secondsAgo} s ago)`);
   }
-  assert.equal(deleted, offsets.filter((secondsAgo) => secondsAgo > limit).length);
+  // A day past the limit is always out of reach (the default window spans at most 3 of the 16 days).
+  assert.ok(!(await tokenExists(`day-${offsets.indexOf(limit + 2 * DAY_SECONDS)}`)));
+  // Pruning again finds nothing more to empty.
+  assert.equal(await pruneTokens(svc.sql, limit, pruneAheadSeconds()), 0);
+});
+
+Deno.test("pruning refuses a window so wide that no partition is out of it", async () => {
+  await assert.rejects(() => pruneTokens(svc.sql, 15 * DAY_SECONDS, DAY_SECONDS), /leaves no partition/);
 });

@@ -1,17 +1,11 @@
 import type { Sql } from "postgres";
 
 /**
- * Deletes up to `limit` consumed tokens signed more than `olderThanSeconds`
- * ago (by the database's clock). Returns how many went.
+ * Empties the partitions of consumed tokens (one per UTC day of signature,
+ * modulo 16: migration 0007) that hold no day from `olderThanSeconds` ago to
+ * `aheadSeconds` ahead, by the database's clock. Returns how many it emptied.
  */
-export async function pruneTokens(sql: Sql, olderThanSeconds: number, limit: number): Promise<number> {
-  const rows = await sql`
-    delete from webhook_tokens
-    where token in (
-      select token from webhook_tokens
-      where signed_at < now() - make_interval(secs => ${olderThanSeconds})
-      limit ${limit}
-    )
-  `;
-  return rows.count;
+export async function pruneTokens(sql: Sql, olderThanSeconds: number, aheadSeconds: number): Promise<number> {
+  const [row] = await sql`select prune_webhook_token_slots(${olderThanSeconds}, ${aheadSeconds}) as emptied`;
+  return row.emptied;
 }

@@ -55,7 +55,8 @@ export interface BatchRowResult {
 /**
  * Consumes the tokens and applies the events of a batch of webhooks in ONE
  * statement (one round trip, one transaction, one commit):
- * - a token is inserted once; the same token again counts as accepted only
+ * - a token is inserted once (keyed with the day slot of its signature,
+ *   migration 0007); the same token again counts as accepted only
  *   with the same body hash, so a captured signature cannot carry another body;
  * - matched rows get one trail entry per (row, event id, UTC day of the
  *   event: migration 0005), so a re-delivery under any signature, or the
@@ -85,10 +86,11 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       where (select set_config('lock_timeout', ${lockTimeoutMs + "ms"}, true)) is not null
     ),
     consumed as (
-      insert into webhook_tokens as t (token, body_hash, signed_at)
-      select token, coalesce(decode(body_hash, 'hex'), webhook_body_hash(event_data)), to_timestamp(signed_at)
+      insert into webhook_tokens as t (token, body_hash, signed_at, slot)
+      select token, coalesce(decode(body_hash, 'hex'), webhook_body_hash(event_data)), to_timestamp(signed_at),
+             webhook_token_slot(to_timestamp(signed_at))
       from input
-      on conflict (token) do update set body_hash = t.body_hash
+      on conflict (token, slot) do update set body_hash = t.body_hash
         where t.body_hash = excluded.body_hash
       returning t.token
     ),

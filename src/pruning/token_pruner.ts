@@ -4,17 +4,16 @@ import { log } from "../reporting/log.ts";
 
 /** How often the service prunes consumed tokens. */
 const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
-/** Tokens deleted per statement, so that pruning never holds long locks. */
-const PRUNE_CHUNK = 5_000;
 /** Kept past the signature window, for clocks that disagree. */
 export const PRUNE_MARGIN_SECONDS = 60 * 60;
 
 /**
  * Keeps the token table bounded without a cron job: every few minutes,
- * delete tokens whose signature is older than anything the window still
- * admits (max age + max future skew + a margin), so pruning never re-opens
- * a replay. The first pruning comes `firstDelayMs` after start (at most one
- * interval). Returns a function that stops it.
+ * empty the day partitions that no signature window can reach, back (max
+ * age + max future skew + a margin) or ahead (max future skew + a margin),
+ * so pruning never re-opens a replay. A token goes within a day of leaving
+ * the window. The first pruning comes `firstDelayMs` after start (at most
+ * one interval). Returns a function that stops it.
  */
 export function startTokenPruner(
   sql: Sql,
@@ -23,19 +22,16 @@ export function startTokenPruner(
 ): () => void {
   const intervalMs = timing.intervalMs ?? PRUNE_INTERVAL_MS;
   const olderThan = window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
+  const ahead = window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
   let running = false;
   const prune = async () => {
     if (running) return;
     running = true;
     const started = performance.now();
     try {
-      let total = 0;
-      for (let deleted = PRUNE_CHUNK; deleted === PRUNE_CHUNK;) {
-        deleted = await pruneTokens(sql, olderThan, PRUNE_CHUNK);
-        total += deleted;
-      }
-      if (total > 0) {
-        log("info", "pruned consumed tokens", { deleted: total, ms: Math.round(performance.now() - started) });
+      const emptied = await pruneTokens(sql, olderThan, ahead);
+      if (emptied > 0) {
+        log("info", "pruned consumed tokens", { partitions: emptied, ms: Math.round(performance.now() - started) });
       }
     } catch (error) {
       log("warn", "token pruning failed; will retry", { error_code: (error as { code?: string }).code });
