@@ -7,7 +7,6 @@ import { peakRssMiB } from "./proc_stats.ts";
 import { renderChart } from "./render_chart.ts";
 import { type ServerProcess, startHelloServer, startService } from "./service_process.ts";
 import { writeSignedBodies } from "./signed_bodies.ts";
-import { startTaskFlags } from "./start_task_flags.ts";
 import { median } from "./stats.ts";
 import { checkTargets, type TargetCheck } from "./targets.ts";
 
@@ -30,16 +29,13 @@ export interface FullReport {
   date: string;
   mode: "full" | "smoke";
   machine: { cores: number; deno: string };
-  startTaskV8Flags: string | null;
   documents: number;
   durationMs: number;
   coldStartMs: number;
-  /** With the start task's flags. */
+  /** The service's peak resident set over the run, with V8's defaults (Deno Deploy takes no flags). */
   peakRssMiB: number;
-  /** The same service without `--v8-flags`, after one drive at 32 connections. */
-  peakRssWithoutV8FlagsMiB: number;
   levels: LevelResult[];
-  hello: { connections: number; rounds: MeasuredDrive[]; cpuUsPerRequest: number };
+  hello: { connections: number; rounds: MeasuredDrive[]; cpuUsPerRequest: number; peakRssMiB: number };
   cpuRatio: number;
   targets: TargetCheck[];
 }
@@ -86,18 +82,6 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
     const rss = peakRssMiB(service.pid);
     await service.stop();
     service = undefined;
-    const v8Flags = startTaskFlags().find((flag) => flag.startsWith("--v8-flags")) ?? null;
-    // Deno Deploy takes no flags: the memory bound is read off the service run without them, under the same load.
-    let rssWithoutV8Flags = rss;
-    if (v8Flags !== null) {
-      service = await startService(database.url, key, { withoutV8Flags: true });
-      await database.resetDocuments();
-      await writeSignedBodies(bodiesFile, key, bodies, documents);
-      await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CPU_LEVEL, options.durationMs);
-      rssWithoutV8Flags = peakRssMiB(service.pid);
-      await service.stop();
-      service = undefined;
-    }
 
     const helloLevel = options.levels.includes(CPU_LEVEL) ? CPU_LEVEL : options.levels.at(-1)!;
     hello = await startHelloServer();
@@ -106,6 +90,7 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
       helloRounds.push(await driveMeasured(hello, "/", bodiesFile, helloLevel, options.durationMs, true));
     }
     const helloCpu = median(helloRounds.map((r) => r.cpuUsPerRequest));
+    const helloRss = peakRssMiB(hello.pid);
     const serviceCpu = levels.find((l) => l.connections === helloLevel)!.service.cpuUsPerWebhook;
     console.log(
       `hello-world Deno.serve at ${helloLevel} conn: ${median(helloRounds.map((r) => r.rps)).toFixed(0)} req/s, ` +
@@ -116,14 +101,12 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
       date: new Date().toISOString(),
       mode: options.smoke ? "smoke" : "full",
       machine: { cores: navigator.hardwareConcurrency, deno: Deno.version.deno },
-      startTaskV8Flags: v8Flags,
       documents,
       durationMs: options.durationMs,
       coldStartMs,
       peakRssMiB: rss,
-      peakRssWithoutV8FlagsMiB: rssWithoutV8Flags,
       levels,
-      hello: { connections: helloLevel, rounds: helloRounds, cpuUsPerRequest: helloCpu },
+      hello: { connections: helloLevel, rounds: helloRounds, cpuUsPerRequest: helloCpu, peakRssMiB: helloRss },
       cpuRatio: serviceCpu / helloCpu,
       targets: [],
     };
@@ -197,9 +180,8 @@ function printReport(report: FullReport): void {
       `${report.hello.connections} connections; CPU ratio ${report.cpuRatio.toFixed(1)}x`,
   );
   console.log(
-    `server peak RSS: ${report.peakRssMiB.toFixed(1)} MiB with the start task's V8 flags ` +
-      `(${report.startTaskV8Flags ?? "none"}), ${report.peakRssWithoutV8FlagsMiB.toFixed(1)} MiB without; ` +
-      `cold start: ${report.coldStartMs.toFixed(0)} ms`,
+    `peak RSS (no V8 flags): the service ${report.peakRssMiB.toFixed(1)} MiB, hello-world ` +
+      `${report.hello.peakRssMiB.toFixed(1)} MiB; cold start: ${report.coldStartMs.toFixed(0)} ms`,
   );
   console.log("");
   for (const target of report.targets) {

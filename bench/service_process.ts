@@ -23,18 +23,12 @@ export async function startService(
     env?: Record<string, string>;
     /** Called with each line of the service's log; without it the log is discarded. */
     onLogLine?: (line: string) => void;
-    /** Leaves out the start task's `--v8-flags`, as Deno Deploy runs it. */
-    withoutV8Flags?: boolean;
   } = {},
 ): Promise<ServerProcess> {
   const port = freePort();
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...startTaskFlags().filter((flag) => !(options.withoutV8Flags && flag.startsWith("--v8-flags"))),
-      "main.ts",
-    ],
+    args: ["run", ...startTaskFlags(), "main.ts"],
     cwd: PROJECT,
     env: {
       DATABASE_URL: databaseUrl,
@@ -62,13 +56,12 @@ export async function startService(
   };
 }
 
-/** Starts the hello-world yardstick (bench/hello_server.ts), with the start task's V8 settings. */
+/** Starts the hello-world yardstick (bench/hello_server.ts), with V8's defaults as the service runs. */
 export async function startHelloServer(): Promise<ServerProcess> {
   const port = freePort();
   const spawnedAt = performance.now();
-  const v8Flags = startTaskFlags().filter((flag) => flag.startsWith("--v8-flags"));
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", ...v8Flags, HELLO_SERVER, String(port)],
+    args: ["run", "--allow-net=127.0.0.1", HELLO_SERVER, String(port)],
     stdin: "null",
     stdout: "null",
     stderr: "inherit",

@@ -2,7 +2,7 @@
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
- * The flags of the `start` task (permissions and V8 settings), read from
+ * The flags of the `start` task (its permissions), read from
  * deno.json so that tests and the benchmark never drift from what users run;
  * all but `--env-file`.
  */
