@@ -26,8 +26,8 @@ const NO_PRUNING = { TOKEN_PRUNE_FIRST_DELAY_MS: String(24 * 60 * 60 * 1000) };
 const THROUGHPUT_SHARE_MIN = 0.9;
 /** p99 while a day of tokens is pruned, at most this multiple of the p99 without pruning. */
 const PRUNING_P99_GROWTH_MAX = 1.2;
-/** When the pruner runs after the service starts: early in the drive that measures it. */
-const PRUNING_DELAY_MS = 2_000;
+/** The warm-up drive before the one that measures pruning. */
+const WARM_UP_MS = 3_000;
 
 /** What a `--scale` run measured, as bench/results/bench-scale.json holds it. */
 export interface ScaleReport {
@@ -62,6 +62,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
   const key = `bench-key-${crypto.randomUUID()}`;
   const database = await createBenchDatabase(adminUrl, SMALL_DOCUMENTS);
   const bodiesFile = await Deno.makeTempFile({ prefix: "mgwh-bench-", suffix: ".jsonl" });
+  const warmUpFile = await Deno.makeTempFile({ prefix: "mgwh-bench-", suffix: ".jsonl" });
   let service: ServerProcess | undefined;
   const rounds = async (server: ServerProcess, documents: number, count: number) => {
     const drives: MeasuredDrive[] = [];
@@ -102,19 +103,23 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
         `(${(largeResult.rps / small.rps).toFixed(2)}x the small tables' throughput)`,
     );
 
-    // One drive with the pruning in its middle: emptying a partition takes
-    // milliseconds, so no drive could run wholly while it runs.
+    // One drive with the pruning in its middle (emptying a partition takes
+    // milliseconds, so no drive could run wholly while it runs), after a
+    // warm-up drive as every other phase has, on the same service. The
+    // pruner's first run comes half-way through the measured drive.
+    await writeSignedBodies(warmUpFile, key, BODIES, large);
     await writeSignedBodies(bodiesFile, key, BODIES, large);
     const [{ n: tokensBefore }] = await database.sql`select count(*)::int as n from webhook_tokens`;
     let pruned: { partitions: number; ms: number; at: number } | undefined;
     service = await startService(database.url, key, {
-      env: { TOKEN_PRUNE_FIRST_DELAY_MS: String(PRUNING_DELAY_MS) },
+      env: { TOKEN_PRUNE_FIRST_DELAY_MS: String(WARM_UP_MS + Math.round(options.durationMs / 2)) },
       onLogLine(line) {
         if (!line.includes("pruned consumed tokens")) return;
         const entry = JSON.parse(line) as { partitions: number; ms: number };
         pruned = { partitions: entry.partitions, ms: entry.ms, at: performance.now() };
       },
     });
+    const warmUp = await driveMeasured(service, WEBHOOK_PATH, warmUpFile, CONNECTIONS, WARM_UP_MS);
     const driveStarted = performance.now();
     const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs);
     const driveEnded = performance.now();
@@ -124,8 +129,8 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     const covered = pruned !== undefined && pruned.at > driveStarted && pruned.at < driveEnded;
     const pruning = covered
       ? {
-        // Every 2xx webhook of the drive consumed one token.
-        deleted: tokensBefore + drive.requests - tokensAfter,
+        // Every 2xx webhook of the two drives consumed one token.
+        deleted: tokensBefore + warmUp.requests + drive.requests - tokensAfter,
         partitions: pruned!.partitions,
         ms: pruned!.ms,
         rounds: [drive],
@@ -156,11 +161,12 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     await Deno.mkdir(RESULTS, { recursive: true });
     await Deno.writeTextFile(`${RESULTS}bench-scale.json`, JSON.stringify(report, null, 2) + "\n");
     console.log(`results: ${RESULTS}bench-scale.json`);
-    const drives = [...smallRounds, ...largeRounds, drive];
+    const drives = [...smallRounds, ...largeRounds, warmUp, drive];
     return drives.every((d) => d.requests > 0 && d.non2xx === 0);
   } finally {
     await service?.stop();
     await Deno.remove(bodiesFile);
+    await Deno.remove(warmUpFile);
     await database.drop();
   }
 }
