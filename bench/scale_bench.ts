@@ -1,3 +1,4 @@
+import type { Sql } from "postgres";
 import { WEBHOOK_PATH } from "../src/config/routes.ts";
 import { createBenchDatabase, seedDocuments, seedTokens } from "./bench_database.ts";
 import type { BenchOptions } from "./bench_options.ts";
@@ -5,6 +6,12 @@ import { driveMeasured, type MeasuredDrive } from "./drive_load.ts";
 import { type ServerProcess, startService } from "./service_process.ts";
 import { writeSignedBodies } from "./signed_bodies.ts";
 import { median } from "./stats.ts";
+import {
+  DEFAULT_SIGNATURE_MAX_AGE_SECONDS,
+  DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS,
+} from "../src/config/service_config.ts";
+import { pruneTokens } from "../src/db/prune_tokens_query.ts";
+import { pruneReach } from "../src/pruning/token_pruner.ts";
 import type { TargetCheck } from "./targets.ts";
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;
@@ -26,8 +33,8 @@ const NO_PRUNING = { TOKEN_PRUNE_FIRST_DELAY_MS: String(24 * 60 * 60 * 1000) };
 const THROUGHPUT_SHARE_MIN = 0.9;
 /** p99 while a day of tokens is pruned, at most this multiple of the p99 without pruning. */
 const PRUNING_P99_GROWTH_MAX = 1.2;
-/** The warm-up drive before the one that measures pruning. */
-const WARM_UP_MS = 3_000;
+/** How often the bench looks for the drive's first webhooks in the database's statistics. */
+const ARRIVAL_POLL_MS = 100;
 
 /** What a `--scale` run measured, as bench/results/bench-scale.json holds it. */
 export interface ScaleReport {
@@ -62,7 +69,6 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
   const key = `bench-key-${crypto.randomUUID()}`;
   const database = await createBenchDatabase(adminUrl, SMALL_DOCUMENTS);
   const bodiesFile = await Deno.makeTempFile({ prefix: "mgwh-bench-", suffix: ".jsonl" });
-  const warmUpFile = await Deno.makeTempFile({ prefix: "mgwh-bench-", suffix: ".jsonl" });
   let service: ServerProcess | undefined;
   const rounds = async (server: ServerProcess, documents: number, count: number) => {
     const drives: MeasuredDrive[] = [];
@@ -96,43 +102,43 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     service = await startService(database.url, key, { env: NO_PRUNING });
     await rounds(service, large, 1);
     const largeRounds = await rounds(service, large, options.rounds);
-    await service.stop();
     const largeResult = { documents: large, tokens: large, rounds: largeRounds, ...summary(largeRounds) };
     console.log(
       `large tables: ${largeResult.rps.toFixed(0)} events/s, p99 ${largeResult.p99.toFixed(2)} ms ` +
         `(${(largeResult.rps / small.rps).toFixed(2)}x the small tables' throughput)`,
     );
 
-    // One drive with the pruning in its middle (emptying a partition takes
-    // milliseconds, so no drive could run wholly while it runs), after a
-    // warm-up drive as every other phase has, on the same service. The
-    // pruner's first run comes half-way through the measured drive.
-    await writeSignedBodies(warmUpFile, key, BODIES, large);
+    // One more drive on the same (warm) service, with a pruning in its
+    // middle: emptying a partition takes milliseconds, so no drive could run
+    // wholly while it runs. The bench runs the pruner's own query (the
+    // service's timer would fire at a moment the bench cannot align with a
+    // drive), once webhooks are seen arriving.
+    await database.resetDocuments();
     await writeSignedBodies(bodiesFile, key, BODIES, large);
     const [{ n: tokensBefore }] = await database.sql`select count(*)::int as n from webhook_tokens`;
-    let pruned: { partitions: number; ms: number; at: number } | undefined;
-    service = await startService(database.url, key, {
-      env: { TOKEN_PRUNE_FIRST_DELAY_MS: String(WARM_UP_MS + Math.round(options.durationMs / 2)) },
-      onLogLine(line) {
-        if (!line.includes("pruned consumed tokens")) return;
-        const entry = JSON.parse(line) as { partitions: number; ms: number };
-        pruned = { partitions: entry.partitions, ms: entry.ms, at: performance.now() };
-      },
+    let driveEnded = false;
+    const driving = driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs)
+      .finally(() => driveEnded = true);
+    const arriving = await untilTokensArrive(database.sql, options.durationMs);
+    await new Promise((resolve) => setTimeout(resolve, options.durationMs / 3));
+    const pruneStarted = performance.now();
+    const { olderThanSeconds, aheadSeconds } = pruneReach({
+      maxAgeSeconds: DEFAULT_SIGNATURE_MAX_AGE_SECONDS,
+      maxFutureSeconds: DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS,
     });
-    const warmUp = await driveMeasured(service, WEBHOOK_PATH, warmUpFile, CONNECTIONS, WARM_UP_MS);
-    const driveStarted = performance.now();
-    const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs);
-    const driveEnded = performance.now();
+    const partitions = await pruneTokens(database.sql, olderThanSeconds, aheadSeconds);
+    const pruneMs = performance.now() - pruneStarted;
+    const covered = arriving && !driveEnded;
+    const drive = await driving;
     await service.stop();
     service = undefined;
     const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from webhook_tokens`;
-    const covered = pruned !== undefined && pruned.at > driveStarted && pruned.at < driveEnded;
     const pruning = covered
       ? {
-        // Every 2xx webhook of the two drives consumed one token.
-        deleted: tokensBefore + warmUp.requests + drive.requests - tokensAfter,
-        partitions: pruned!.partitions,
-        ms: pruned!.ms,
+        // Every 2xx webhook of the drive consumed one token.
+        deleted: tokensBefore + drive.requests - tokensAfter,
+        partitions,
+        ms: pruneMs,
         rounds: [drive],
         p99: drive.p99,
         maxP99: drive.p99,
@@ -140,9 +146,9 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
       : null;
     console.log(
       pruning
-        ? `pruning ${pruning.deleted} tokens (${pruning.partitions} partitions) took ${pruning.ms} ms; ` +
+        ? `pruning ${pruning.deleted} tokens (${pruning.partitions} partitions) took ${pruning.ms.toFixed(0)} ms; ` +
           `p99 of the drive around it ${pruning.p99.toFixed(2)} ms vs ${largeResult.p99.toFixed(2)} ms without`
-        : "pruning: it did not run inside the drive",
+        : "pruning: it did not run inside the drive (webhooks were not seen arriving, or the drive had ended)",
     );
     const report: ScaleReport = {
       date: new Date().toISOString(),
@@ -161,12 +167,11 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     await Deno.mkdir(RESULTS, { recursive: true });
     await Deno.writeTextFile(`${RESULTS}bench-scale.json`, JSON.stringify(report, null, 2) + "\n");
     console.log(`results: ${RESULTS}bench-scale.json`);
-    const drives = [...smallRounds, ...largeRounds, warmUp, drive];
+    const drives = [...smallRounds, ...largeRounds, drive];
     return drives.every((d) => d.requests > 0 && d.non2xx === 0);
   } finally {
     await service?.stop();
     await Deno.remove(bodiesFile);
-    await Deno.remove(warmUpFile);
     await database.drop();
   }
 }
@@ -191,4 +196,26 @@ function scaleTargets(
     met: growth <= PRUNING_P99_GROWTH_MAX,
   });
   return checks;
+}
+
+/**
+ * Waits until the token partitions' insert counter (cumulative statistics,
+ * cheap to read, flushed by each backend within about a second) moves:
+ * the drive's webhooks are being written. False if it does not within
+ * `timeoutMs`.
+ */
+async function untilTokensArrive(sql: Sql, timeoutMs: number): Promise<boolean> {
+  const inserted = async () => {
+    const [row] = await sql`
+      select coalesce(sum(n_tup_ins), 0)::float8 as n from pg_stat_user_tables where relname like 'webhook_tokens_%'
+    `;
+    return row.n as number;
+  };
+  const before = await inserted();
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, ARRIVAL_POLL_MS));
+    if ((await inserted()) > before) return true;
+  }
+  return false;
 }

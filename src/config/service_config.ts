@@ -5,7 +5,7 @@ import { ConfigError, type EnvSource, readEnv } from "./read_env.ts";
 /** Signature timestamps may be this old: Mailgun retries for about 8 hours and may reuse the original signature. */
 export const DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 24 * 60 * 60;
 /** Signature timestamps may be this far ahead of our clock. */
-const DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS = 5 * 60;
+export const DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS = 5 * 60;
 /** Larger bodies are refused with 413 without being read whole. */
 const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** A body that has not arrived whole by then is cut off with 408. */

@@ -7,6 +7,17 @@ const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 /** Kept past the signature window, for clocks that disagree. */
 export const PRUNE_MARGIN_SECONDS = 60 * 60;
 
+/** How far back and ahead of now a signature `window` may reach, with the margin: what pruning leaves alone. */
+export function pruneReach(window: { maxAgeSeconds: number; maxFutureSeconds: number }): {
+  olderThanSeconds: number;
+  aheadSeconds: number;
+} {
+  return {
+    olderThanSeconds: window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS,
+    aheadSeconds: window.maxFutureSeconds + PRUNE_MARGIN_SECONDS,
+  };
+}
+
 /**
  * Keeps the token table bounded without a cron job: every few minutes,
  * empty the day partitions that no signature window can reach, back (max
@@ -21,15 +32,14 @@ export function startTokenPruner(
   timing: { firstDelayMs: number; intervalMs?: number },
 ): () => void {
   const intervalMs = timing.intervalMs ?? PRUNE_INTERVAL_MS;
-  const olderThan = window.maxAgeSeconds + window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
-  const ahead = window.maxFutureSeconds + PRUNE_MARGIN_SECONDS;
+  const { olderThanSeconds, aheadSeconds } = pruneReach(window);
   let running = false;
   const prune = async () => {
     if (running) return;
     running = true;
     const started = performance.now();
     try {
-      const emptied = await pruneTokens(sql, olderThan, ahead);
+      const emptied = await pruneTokens(sql, olderThanSeconds, aheadSeconds);
       if (emptied > 0) {
         log("info", "pruned consumed tokens", { partitions: emptied, ms: Math.round(performance.now() - started) });
       }
