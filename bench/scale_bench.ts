@@ -53,6 +53,8 @@ export interface ScaleReport {
     rounds: MeasuredDrive[];
     p99: number;
     maxP99: number;
+    /** The drive that followed, on the same service, without pruning. */
+    control: MeasuredDrive;
   } | null;
   seedMs: number;
   targets: TargetCheck[];
@@ -130,9 +132,13 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     const pruneMs = performance.now() - pruneStarted;
     const covered = arriving && !driveEnded;
     const drive = await driving;
+    const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from webhook_tokens`;
+    // The same drive again, without pruning: what the machine gave at that moment.
+    await database.resetDocuments();
+    await writeSignedBodies(bodiesFile, key, BODIES, large);
+    const control = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs);
     await service.stop();
     service = undefined;
-    const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from webhook_tokens`;
     const pruning = covered
       ? {
         // Every 2xx webhook of the drive consumed one token.
@@ -142,12 +148,14 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
         rounds: [drive],
         p99: drive.p99,
         maxP99: drive.p99,
+        control,
       }
       : null;
     console.log(
       pruning
         ? `pruning ${pruning.deleted} tokens (${pruning.partitions} partitions) took ${pruning.ms.toFixed(0)} ms; ` +
-          `p99 of the drive around it ${pruning.p99.toFixed(2)} ms vs ${largeResult.p99.toFixed(2)} ms without`
+          `p99 of the drive around it ${pruning.p99.toFixed(2)} ms vs ${largeResult.p99.toFixed(2)} ms without ` +
+          `(${control.p99.toFixed(2)} ms in the drive right after, without pruning)`
         : "pruning: it did not run inside the drive (webhooks were not seen arriving, or the drive had ended)",
     );
     const report: ScaleReport = {
@@ -167,7 +175,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     await Deno.mkdir(RESULTS, { recursive: true });
     await Deno.writeTextFile(`${RESULTS}bench-scale.json`, JSON.stringify(report, null, 2) + "\n");
     console.log(`results: ${RESULTS}bench-scale.json`);
-    const drives = [...smallRounds, ...largeRounds, drive];
+    const drives = [...smallRounds, ...largeRounds, drive, control];
     return drives.every((d) => d.requests > 0 && d.non2xx === 0);
   } finally {
     await service?.stop();
