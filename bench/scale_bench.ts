@@ -63,8 +63,8 @@ export interface ScaleReport {
 /**
  * Throughput at 32 connections with 100,000 documents and no tokens, then
  * with 10,000,000 documents and 10,000,000 consumed tokens (times
- * `--scale-factor`), then the p99 of a drive in which the service prunes
- * the tokens out of every window (a day and more) under the same load.
+ * `--scale-factor`), then the p99 of a drive in which the pruner's query
+ * empties the token partitions out of every window, under the same load.
  */
 export async function runScaleBench(adminUrl: string, options: BenchOptions): Promise<boolean> {
   const large = Math.max(SMALL_DOCUMENTS + 1, Math.round(LARGE_ROWS * options.scaleFactor));
