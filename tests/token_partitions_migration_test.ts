@@ -6,33 +6,12 @@
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { type TokenWrite, writeBatch } from "../src/db/write_batch_query.ts";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { withPartlyMigratedDatabase } from "./helpers/partly_migrated_database.ts";
 
-/** A directory holding the migrations before 0007, as a database deployed before it has them. */
-async function migrationsBefore0007(): Promise<URL> {
-  const dir = await Deno.makeTempDir({ prefix: "mgwh-migrations-" });
-  for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
-    if (entry.name.endsWith(".sql") && entry.name < "0007") {
-      await Deno.copyFile(new URL(entry.name, MIGRATIONS_DIR), `${dir}/${entry.name}`);
-    }
-  }
-  return new URL(`file://${dir}/`);
-}
-
-async function withOldTokens(fn: (sql: Sql) => Promise<void>): Promise<void> {
-  const db = await createTestDatabase();
-  const sql = connectPostgres(db.url, { max: db.poolMax, connectTimeoutMs: 5000, prepare: true });
-  const old = await migrationsBefore0007();
-  try {
-    await migrate(sql, old);
-    await fn(sql);
-  } finally {
-    await sql.end();
-    await Deno.remove(old, { recursive: true });
-    await db.drop();
-  }
+/** A database deployed before 0007. */
+function withOldTokens(fn: (sql: Sql) => Promise<void>): Promise<void> {
+  return withPartlyMigratedDatabase((name) => name < "0007", fn);
 }
 
 /** A token consumed before 0007, as the service wrote it then, bound to `eventData`. */

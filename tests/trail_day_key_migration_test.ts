@@ -5,38 +5,17 @@
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { type BatchRow, writeBatch } from "../src/db/write_batch_query.ts";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { withPartlyMigratedDatabase } from "./helpers/partly_migrated_database.ts";
 import { run } from "./helpers/subprocess.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
+import type { TestDatabase } from "./helpers/test_database.ts";
 
 /**
- * A directory holding the migrations before 0005, as a database deployed
- * before it has them, plus 0007: the token partitions today's batch
- * statement writes (it touches no table 0005 and 0006 change).
+ * A database deployed before 0005, plus 0007: the token partitions today's
+ * batch statement writes (it touches no table 0005 and 0006 change).
  */
-async function migrationsBefore0005(): Promise<URL> {
-  const dir = await Deno.makeTempDir({ prefix: "mgwh-migrations-" });
-  for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
-    if (entry.name.endsWith(".sql") && (entry.name < "0005" || entry.name.startsWith("0007"))) {
-      await Deno.copyFile(new URL(entry.name, MIGRATIONS_DIR), `${dir}/${entry.name}`);
-    }
-  }
-  return new URL(`file://${dir}/`);
-}
-
-async function withOldTrail(fn: (sql: Sql, db: TestDatabase) => Promise<void>): Promise<void> {
-  const db = await createTestDatabase();
-  const sql = connectPostgres(db.url, { max: db.poolMax, connectTimeoutMs: 5000, prepare: true });
-  const old = await migrationsBefore0005();
-  try {
-    await migrate(sql, old);
-    await fn(sql, db);
-  } finally {
-    await sql.end();
-    await Deno.remove(old, { recursive: true });
-    await db.drop();
-  }
+function withOldTrail(fn: (sql: Sql, db: TestDatabase) => Promise<void>): Promise<void> {
+  return withPartlyMigratedDatabase((name) => name < "0005" || name.startsWith("0007"), fn);
 }
 
 /** One webhook's row for the batch statement. */
