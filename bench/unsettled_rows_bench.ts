@@ -141,7 +141,7 @@ try {
   });
   const [plan] = await sql`
     explain (format json) select id, email_message_id, email_status from documents
-    where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+    where mailgun_webhook.status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
       and id > 0 order by id limit 1000
   `;
   const planNode = (plan["QUERY PLAN"] as { Plan: { Plans?: { "Node Type": string; "Index Name"?: string }[] } }[])[0]

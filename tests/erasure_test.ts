@@ -92,12 +92,15 @@ Deno.test("outside the erasure function, the trail stays append-only", async () 
     // The setting does not outlive the function inside the caller's transaction.
     await assert.rejects(
       svc.sql.begin(async (tx) => {
-        await tx`select email_events_erase_recipient('nobody@example.org')`;
+        await tx`select mailgun_webhook.erase_recipient('nobody@example.org')`;
         await tx`update email_events set recipient = 'x'`;
       }),
       /append-only/,
     );
-    await assert.rejects(svc.sql`select email_events_erase_recipient('  ')`, /An email address to erase is required/);
+    await assert.rejects(
+      svc.sql`select mailgun_webhook.erase_recipient('  ')`,
+      /An email address to erase is required/,
+    );
     const result = await run(["task", "erase", "not-an-address"], { env: { DATABASE_URL: svc.db.url } });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /Usage: deno task erase/);

@@ -32,7 +32,7 @@ async function createLatin1Database(): Promise<TestDatabase> {
 }
 
 async function tokenCount(svc: TestService, token: string): Promise<number> {
-  const [row] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${token}`;
+  const [row] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${token}`;
   return row.n;
 }
 

@@ -57,14 +57,16 @@ function pruneAheadSeconds(): number {
 /** Consumes a token directly, as the service would have `secondsAgo` ago, bound to `data`. */
 async function insertToken(token: string, secondsAgo: number, data: unknown): Promise<void> {
   await svc.sql`
-    insert into webhook_tokens (token, body_hash, signed_at, consumed_at, slot)
-    select ${token}, webhook_body_hash(${JSON.stringify(data)}::text::jsonb), t, t, webhook_token_slot(t)
+    insert into mailgun_webhook.tokens (token, body_hash, signed_at, consumed_at, slot)
+    select ${token}, mailgun_webhook.body_hash(${
+    JSON.stringify(data)
+  }::text::jsonb), t, t, mailgun_webhook.token_slot(t)
     from (select now() - make_interval(secs => ${secondsAgo})) s(t)
   `;
 }
 
 const DAY_SECONDS = 86_400;
-/** The partitions of webhook_tokens: one per UTC day of signature, modulo this. */
+/** The partitions of mailgun_webhook.tokens: one per UTC day of signature, modulo this. */
 const SLOTS = 16;
 
 /**
@@ -87,12 +89,12 @@ async function databaseNow(): Promise<number> {
 }
 
 async function tokenExists(token: string): Promise<boolean> {
-  const [row] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${token}`;
+  const [row] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${token}`;
   return row.n === 1;
 }
 
 async function countTokens(): Promise<number> {
-  const [row] = await svc.sql`select count(*)::int as n from webhook_tokens`;
+  const [row] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens`;
   return row.n;
 }
 
@@ -106,8 +108,8 @@ Deno.test("the service prunes expired days of tokens on its own timer, leaving e
   const limit = pruneAfterSeconds();
   // A day past the limit and beyond: partitions no window reaches.
   await svc.sql`
-    insert into webhook_tokens (token, body_hash, signed_at, slot)
-    select 'expired-' || n, '\\x00'::bytea, t, webhook_token_slot(t)
+    insert into mailgun_webhook.tokens (token, body_hash, signed_at, slot)
+    select 'expired-' || n, '\\x00'::bytea, t, mailgun_webhook.token_slot(t)
     from generate_series(1, 12000) as n,
          lateral (select now() - make_interval(secs => ${limit + DAY_SECONDS}::int + n * 7)) s(t)
   `;
@@ -126,7 +128,7 @@ Deno.test("the service prunes expired days of tokens on its own timer, leaving e
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   assert.equal(await countTokens(), before - 12000);
-  const [expired] = await svc.sql`select count(*)::int as n from webhook_tokens where token like 'expired-%'`;
+  const [expired] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens where token like 'expired-%'`;
   assert.equal(expired.n, 0);
   for (const name of Object.keys(kept)) assert.ok(await tokenExists(`kept-${name}`), `pruned: ${name}`);
   const line = svc.logs.find((line) => line.msg === "pruned consumed tokens");

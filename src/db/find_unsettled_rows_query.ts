@@ -16,7 +16,7 @@ export interface UnsettledRow {
  * Rows with a final status (DELIVERED, FAILED, COMPLAINED) are settled: a
  * later event may still come, but a lost webhook cannot have left them
  * behind. The predicate is the one of the partial indexes of migration
- * 0006, word for word, so that the query reads only unsettled rows.
+ * 0010, word for word, so that the query reads only unsettled rows.
  */
 export async function findUnsettledRows(
   sql: Sql,
@@ -27,14 +27,14 @@ export async function findUnsettledRows(
   const rows = table === "documents"
     ? await sql`
       select id, email_message_id, email_status from documents
-      where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+      where mailgun_webhook.status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
         and id > ${afterId}
       order by id
       limit ${limit}
     `
     : await sql`
       select id, email_message_id, email_status from tenants
-      where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+      where mailgun_webhook.status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
         and id > ${afterId}
       order by id
       limit ${limit}

@@ -6,11 +6,14 @@ import { splitStatements } from "./split_statements.ts";
 export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
 
 /**
- * A migration whose first line is this runs outside a transaction, statement
- * by statement (for `create index concurrently`). It must be safe to run
- * again from its start: a failure half-way leaves it unrecorded.
+ * A migration whose header (its leading comment lines) holds this runs
+ * outside a transaction, statement by statement (for `create index
+ * concurrently`). It must be safe to run again from its start: a failure
+ * half-way leaves it unrecorded.
  */
 const NO_TRANSACTION_MARKER = "-- migrate: no-transaction";
+/** A migration whose header holds this changes the API's own tables (a column, indexes). */
+const HOST_TABLES_MARKER = "-- migrate: host-tables";
 
 /** Any fixed number: the advisory lock that serialises concurrent migrations. */
 const MIGRATION_LOCK_KEY = 7_240_431_001;
@@ -29,6 +32,8 @@ interface MigrationFile {
   /** SHA-256 hex of the script, line endings normalised (a checkout with CRLF is the same file). */
   checksum: string;
   noTransaction: boolean;
+  /** Changes the API's tables, which only their owner may do. */
+  hostTables: boolean;
 }
 
 /** The `.sql` files of `dir`, in name order. */
@@ -40,13 +45,25 @@ async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[
   names.sort();
   return await Promise.all(names.map(async (name) => {
     const script = (await Deno.readTextFile(new URL(name, dir))).replaceAll("\r\n", "\n");
+    const header = leadingComments(script);
     return {
       name,
       script,
       checksum: sha256Hex(script),
-      noTransaction: script.split("\n", 1)[0].trim() === NO_TRANSACTION_MARKER,
+      noTransaction: header.includes(NO_TRANSACTION_MARKER),
+      hostTables: header.includes(HOST_TABLES_MARKER),
     };
   }));
+}
+
+/** The comment lines a script starts with, trimmed. */
+function leadingComments(script: string): string[] {
+  const lines: string[] = [];
+  for (const line of script.split("\n")) {
+    if (!line.trim().startsWith("--")) break;
+    lines.push(line.trim());
+  }
+  return lines;
 }
 
 /**
@@ -86,24 +103,22 @@ async function acquireLock(conn: ReservedSql): Promise<void> {
 }
 
 async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<string[]> {
+  await conn`create schema if not exists mailgun_webhook`;
   await conn`
-    create table if not exists schema_migrations (
+    create table if not exists mailgun_webhook.schema_migrations (
       name text primary key,
+      checksum text not null,
       applied_at timestamptz not null default now()
     )
   `;
-  await conn`alter table schema_migrations add column if not exists checksum text`;
-  const recorded = new Map<string, string | null>();
-  for (const row of await conn`select name, checksum from schema_migrations`) {
-    recorded.set(row.name as string, row.checksum as string | null);
+  const recorded = new Map<string, string>();
+  for (const row of await conn`select name, checksum from mailgun_webhook.schema_migrations`) {
+    recorded.set(row.name as string, row.checksum as string);
   }
   for (const file of files) {
     const checksum = recorded.get(file.name);
     if (checksum === undefined) continue;
-    if (checksum === null) {
-      // Applied before checksums were kept: this file is taken as the one applied.
-      await conn`update schema_migrations set checksum = ${file.checksum} where name = ${file.name}`;
-    } else if (checksum !== file.checksum) {
+    if (checksum !== file.checksum) {
       throw new Error(
         `Migration ${file.name} has changed since it was applied (checksum ${checksum.slice(0, 12)}, ` +
           `now ${file.checksum.slice(0, 12)}): restore it and put the change in a new migration.`,
@@ -130,7 +145,7 @@ async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promi
     await conn.unsafe(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
     // A migration file is trusted SQL from the repository, with no values in it.
     await conn.unsafe(file.script);
-    await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+    await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
     await conn`commit`;
   } catch (error) {
     await conn`rollback`.catch(() => {});
@@ -143,7 +158,7 @@ async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile): 
   await dropInvalidIndexes(conn, statements);
   // One statement per query: several in one query string would form an implicit transaction.
   for (const statement of statements) await conn.unsafe(statement);
-  await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+  await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
 }
 
 /**

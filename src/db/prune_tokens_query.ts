@@ -6,6 +6,6 @@ import type { Sql } from "postgres";
  * `aheadSeconds` ahead, by the database's clock. Returns how many it emptied.
  */
 export async function pruneTokens(sql: Sql, olderThanSeconds: number, aheadSeconds: number): Promise<number> {
-  const [row] = await sql`select prune_webhook_token_slots(${olderThanSeconds}, ${aheadSeconds}) as emptied`;
+  const [row] = await sql`select mailgun_webhook.prune_tokens(${olderThanSeconds}, ${aheadSeconds}) as emptied`;
   return row.emptied;
 }

@@ -56,10 +56,10 @@ export interface BatchRowResult {
  * Consumes the tokens and applies the events of a batch of webhooks in ONE
  * statement (one round trip, one transaction, one commit):
  * - a token is inserted once (keyed with the day slot of its signature,
- *   migration 0007); the same token again counts as accepted only
+ *   migration 0008); the same token again counts as accepted only
  *   with the same body hash, so a captured signature cannot carry another body;
  * - matched rows get one trail entry per (row, event id, UTC day of the
- *   event: migration 0005), so a re-delivery under any signature, or the
+ *   event: migration 0008), so a re-delivery under any signature, or the
  *   same event read from the Logs API (milliseconds where webhooks give
  *   microseconds), appends nothing;
  * - a status only climbs the ladder; between events of the same rank the
@@ -86,9 +86,9 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       where (select set_config('lock_timeout', ${lockTimeoutMs + "ms"}, true)) is not null
     ),
     consumed as (
-      insert into webhook_tokens as t (token, body_hash, signed_at, slot)
-      select token, coalesce(decode(body_hash, 'hex'), webhook_body_hash(event_data)), to_timestamp(signed_at),
-             webhook_token_slot(to_timestamp(signed_at))
+      insert into mailgun_webhook.tokens as t (token, body_hash, signed_at, slot)
+      select token, coalesce(decode(body_hash, 'hex'), mailgun_webhook.body_hash(event_data)), to_timestamp(signed_at),
+             mailgun_webhook.token_slot(to_timestamp(signed_at))
       from input
       on conflict (token, slot) do update set body_hash = t.body_hash
         where t.body_hash = excluded.body_hash
@@ -120,38 +120,38 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       returning document_id, tenant_id, mailgun_event_id, event_timestamp
     ),
     document_targets as (
-      select distinct on (document_id) document_id, status, event_at, email_status_rank(status) as rank
+      select distinct on (document_id) document_id, status, event_at, mailgun_webhook.status_rank(status) as rank
       from matched
       where document_id is not null and status is not null
-      order by document_id, email_status_rank(status) desc, event_at
+      order by document_id, mailgun_webhook.status_rank(status) desc, event_at
     ),
     document_updates as (
       update documents d
       set email_status = s.status,
-          email_status_at = case when email_status_rank(d.email_status) = s.rank
+          email_status_at = case when mailgun_webhook.status_rank(d.email_status) = s.rank
                                  then least(d.email_status_at, s.event_at) else s.event_at end
       from document_targets s
       where d.id = s.document_id
-        and (email_status_rank(d.email_status) < s.rank
-             or (email_status_rank(d.email_status) = s.rank
+        and (mailgun_webhook.status_rank(d.email_status) < s.rank
+             or (mailgun_webhook.status_rank(d.email_status) = s.rank
                  and (d.email_status_at is null or d.email_status_at > s.event_at)))
       returning d.id
     ),
     tenant_targets as (
-      select distinct on (tenant_id) tenant_id, status, event_at, email_status_rank(status) as rank
+      select distinct on (tenant_id) tenant_id, status, event_at, mailgun_webhook.status_rank(status) as rank
       from matched
       where tenant_id is not null and status is not null
-      order by tenant_id, email_status_rank(status) desc, event_at
+      order by tenant_id, mailgun_webhook.status_rank(status) desc, event_at
     ),
     tenant_updates as (
       update tenants t
       set email_status = s.status,
-          email_status_at = case when email_status_rank(t.email_status) = s.rank
+          email_status_at = case when mailgun_webhook.status_rank(t.email_status) = s.rank
                                  then least(t.email_status_at, s.event_at) else s.event_at end
       from tenant_targets s
       where t.id = s.tenant_id
-        and (email_status_rank(t.email_status) < s.rank
-             or (email_status_rank(t.email_status) = s.rank
+        and (mailgun_webhook.status_rank(t.email_status) < s.rank
+             or (mailgun_webhook.status_rank(t.email_status) = s.rank
                  and (t.email_status_at is null or t.email_status_at > s.event_at)))
       returning t.id
     ),
