@@ -183,6 +183,19 @@ Deno.test("webhooks task: webhooks listed without URLs (as the reference's examp
   }, { listUnset: true });
 });
 
+Deno.test("webhooks task: a webhook that exists without URLs, so that POST is refused, gets them by PUT", async () => {
+  await withFake(async (fake) => {
+    fake.webhooks.set("complained", []);
+    const result = await webhooksTask(["--register", "--url", BASE], fake);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(fake.webhooks.get("complained"), [OURS]);
+    const complained = writes(fake).filter((request) =>
+      request.path.endsWith("/complained") || request.fields.some(([, value]) => value === "complained")
+    );
+    assert.deepEqual(complained.map((request) => [request.method, request.status]), [["POST", 400], ["PUT", 200]]);
+  });
+});
+
 Deno.test("webhooks task: a wrong key gets Mailgun's 401 and says which key to check", async () => {
   await withFake(async (fake) => {
     const result = await webhooksTask(["--check", "--url", BASE], { ...fake, apiKey: "key-wrong-0123456789" });

@@ -86,7 +86,7 @@ async function registerAll(plan: WebhookPlanItem[], client: WebhooksClient, url:
   let changed = 0;
   for (const item of plan) {
     if (item.action === "create") {
-      await client.create(item.name, item.newUrls);
+      await createOrReplace(client, item);
       console.log(`  created ${item.name}`);
       changed++;
     } else if (item.action === "update") {
@@ -114,6 +114,20 @@ async function registerAll(plan: WebhookPlanItem[], client: WebhooksClient, url:
       : `Registered: ${changed} changed; all ${REQUIRED_WEBHOOKS.length} webhooks now send to ${url}.`,
   );
   return 0;
+}
+
+/**
+ * Creates a webhook the list showed without URLs. Whether Mailgun keeps a
+ * webhook whose URLs are all gone, so that a POST of it is refused as
+ * existing, is not documented: then its URLs are replaced instead (PUT).
+ */
+async function createOrReplace(client: WebhooksClient, item: WebhookPlanItem): Promise<void> {
+  try {
+    await client.create(item.name, item.newUrls);
+  } catch (error) {
+    if (!(error instanceof WebhooksApiError) || (error.status !== 400 && error.status !== 409)) throw error;
+    await client.update(item.name, item.newUrls);
+  }
 }
 
 function printPlan(plan: WebhookPlanItem[], mode: Mode): void {

@@ -13,9 +13,10 @@
  * - an unknown domain: `404 {"message"}`; a bad form: `400 {"Reason"}`.
  *
  * Inferred, not documented: POST on a webhook that exists and PUT on one
- * that does not are refused (400 and 404); whether the list shows a webhook
- * without URLs is not documented either (the reference's example lists all
- * eight, as `{}`): `listUnset` shows them so.
+ * that does not are refused (400 and 404); whether a webhook can exist
+ * without URLs, and how the list shows webhooks never set, are not
+ * documented either (the reference's example lists all eight, as `{}`):
+ * `listUnset` shows them so.
  */
 
 /** The names Mailgun's reference lists for domain webhooks. */
@@ -46,7 +47,11 @@ export interface FakeMailgunWebhooks {
   url: string;
   apiKey: string;
   domain: string;
-  /** The domain's webhooks: name to URLs. Tests set and read it directly. */
+  /**
+   * The domain's webhooks: name to URLs. Tests set and read it directly; a
+   * name with no URLs is a webhook that exists without any (listed as
+   * `{"urls": []}`, refused by POST as existing).
+   */
   webhooks: Map<string, string[]>;
   requests: SeenWebhooksRequest[];
   close(): Promise<void>;
@@ -68,7 +73,7 @@ export function startFakeMailgunWebhooks(
     const body: Record<string, { urls?: string[] }> = {};
     for (const name of NAMES) {
       const urls = webhooks.get(name);
-      if (urls !== undefined && urls.length > 0) body[name] = { urls };
+      if (urls !== undefined) body[name] = { urls };
       else if (options.listUnset) body[name] = {};
     }
     return json(200, { webhooks: body });
@@ -106,7 +111,7 @@ export function startFakeMailgunWebhooks(
       if (!NAMES.includes(id)) return json(400, { Reason: `id must be one of ${NAMES.join(", ")}` });
       const bad = checkUrls(urls);
       if (bad) return bad;
-      if ((webhooks.get(id) ?? []).length > 0) return json(400, { Reason: `webhook ${id} already exists` });
+      if (webhooks.has(id)) return json(400, { Reason: `webhook ${id} already exists` });
       webhooks.set(id, urls);
       return json(200, { message: "Webhook has been created", webhook: { urls } });
     }
@@ -115,7 +120,7 @@ export function startFakeMailgunWebhooks(
       if (form.has("id")) return json(400, { Reason: "id belongs in the path" });
       const bad = checkUrls(urls);
       if (bad) return bad;
-      if ((webhooks.get(name) ?? []).length === 0) return json(404, { message: "Webhook not found" });
+      if (!webhooks.has(name)) return json(404, { message: "Webhook not found" });
       webhooks.set(name, urls);
       return json(200, { message: "Webhook has been updated", webhook: { urls } });
     }
