@@ -47,8 +47,11 @@ Deno.test("the key: MAILGUN_WEBHOOK_SIGNING_KEY's first, else the development ke
     const keys = z.object({ MAILGUN_WEBHOOK_SIGNING_KEY: SERVICE_VARIABLES.MAILGUN_WEBHOOK_SIGNING_KEY });
     const env = (vars: Record<string, string>) => readEnv(keys, (name) => vars[name]).MAILGUN_WEBHOOK_SIGNING_KEY;
     assert.equal(
-      (await simulateSigningKey(env({ MAILGUN_WEBHOOK_SIGNING_KEY: " new-signing-key , old-signing-key" }), dir)).key,
-      "new-signing-key",
+      (await simulateSigningKey(
+        env({ MAILGUN_WEBHOOK_SIGNING_KEY: " new-webhook-signing-key , old-webhook-signing-key" }),
+        dir,
+      )).key,
+      "new-webhook-signing-key",
     );
     await assert.rejects(() => simulateSigningKey(env({}), dir), /No signing key: set MAILGUN_WEBHOOK_SIGNING_KEY/);
     await Deno.writeTextFile(`${dir}/dev-signing-key`, "dev-abc\n");
