@@ -17,6 +17,8 @@
  * `deno task bench-unsettled --documents 200000` for a quicker run.
  */
 import postgres from "postgres";
+import { z } from "zod";
+import { textVariable } from "../src/config/env_variables.ts";
 import { readEnv } from "../src/config/read_env.ts";
 import { findUnsettledRows } from "../src/db/find_unsettled_rows_query.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
@@ -43,7 +45,7 @@ async function median(fn: () => Promise<unknown>): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(RUNS / 2)];
 }
 
-const adminUrl = readEnv().text("DATABASE_URL");
+const adminUrl = readEnv(z.object({ DATABASE_URL: textVariable() })).DATABASE_URL;
 if (!adminUrl) {
   console.error("DATABASE_URL must name a PostgreSQL server (a scratch database is created beside it).");
   Deno.exit(2);

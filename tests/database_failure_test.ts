@@ -9,7 +9,7 @@ import { eventData, post, signedBody } from "./helpers/mailgun.ts";
 import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
 
 async function serviceOn(databaseUrl: string) {
-  const key = "k";
+  const key = "database-failure-test-key";
   const config = loadConfig((name) =>
     ({
       DATABASE_URL: databaseUrl,

@@ -1,7 +1,6 @@
 /** What Deno Deploy reads from the project, what the URL's sslmode does, and what tasks read from `.env`. */
 import assert from "node:assert/strict";
 import { loadDatabaseSettings } from "../src/config/database_settings.ts";
-import { readEnv } from "../src/config/read_env.ts";
 import { loadConfig } from "../src/config/service_config.ts";
 import { connectPostgres, sslFallback } from "../src/db/connect_postgres.ts";
 import { copy } from "./helpers/copy_project.ts";
@@ -45,10 +44,12 @@ Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: n
 
 Deno.test("PGSSLMODE (set by Deploy for linked databases) applies when the URL names no sslmode", () => {
   const url = "postgres://u:p@db.example:5432/app";
-  const settings = (vars: Record<string, string>) => loadDatabaseSettings(readEnv((name) => vars[name]));
+  const settings = (vars: Record<string, string>) => loadDatabaseSettings((name) => vars[name]);
   assert.equal(settings({ DATABASE_URL: url, PGSSLMODE: " Require " }).sslMode, "require");
   assert.equal(
-    loadConfig((name) => ({ DATABASE_URL: url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PGSSLMODE: "require" })[name]).sslMode,
+    loadConfig((name) =>
+      ({ DATABASE_URL: url, MAILGUN_WEBHOOK_SIGNING_KEY: "deploy-test-signing-key", PGSSLMODE: "require" })[name]
+    ).sslMode,
     "require",
   );
   assert.deepEqual(sslFallback(url, settings({}).sslMode), {});

@@ -14,7 +14,7 @@ async function serviceOn(databaseUrl: string) {
   const config = loadConfig((name) =>
     ({
       DATABASE_URL: databaseUrl,
-      MAILGUN_WEBHOOK_SIGNING_KEY: "k",
+      MAILGUN_WEBHOOK_SIGNING_KEY: "schema-status-test-key",
       PORT: "0",
       LISTEN_HOST: "127.0.0.1",
       DB_POOL_MAX: "1",

@@ -66,7 +66,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "shutdown-test-key";
+  const key = "shutdown-test-signing-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
     env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
   });
@@ -114,7 +114,7 @@ Deno.test("SIGINT (Deno Deploy's stop): the request in flight is answered, a sta
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "sigint-test-key";
+  const key = "sigint-test-signing-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
     env: {
       DATABASE_URL: db.url,
@@ -184,7 +184,7 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "closed-stdout-key";
+  const key = "closed-stdout-signing-key";
   const process = childCommand(["run", ...START_PERMISSIONS, "main.ts"], {
     env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
     stderr: "null",
@@ -232,7 +232,12 @@ Deno.test("port in use: start-up fails with one line naming the port and PORT", 
   const port = (occupied.addr as Deno.NetAddr).port;
   try {
     const result = await run(["run", ...START_PERMISSIONS, "main.ts"], {
-      env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PORT: String(port), LISTEN_HOST: "127.0.0.1" },
+      env: {
+        DATABASE_URL: db.url,
+        MAILGUN_WEBHOOK_SIGNING_KEY: "start-task-test-signing-key",
+        PORT: String(port),
+        LISTEN_HOST: "127.0.0.1",
+      },
     });
     assert.equal(result.code, 1);
     const lines = result.stderr.trim().split("\n");

@@ -264,7 +264,7 @@ Deno.test("webhooks settings and parts: URL, region, list shapes and the plan", 
   const bad: [Record<string, string>, RegExp][] = [
     [{ ...base, MAILGUN_API_KEY: "" }, /MAILGUN_API_KEY is required/],
     [{ ...base, MAILGUN_DOMAIN: "" }, /--domain \(or MAILGUN_DOMAIN\)/],
-    [{ ...base, MAILGUN_REGION: "asia" }, /MAILGUN_REGION must be us or eu/],
+    [{ ...base, MAILGUN_REGION: "asia" }, /MAILGUN_REGION must be one of us, eu/],
     [{ ...base, WEBHOOK_PUBLIC_URL: "http://app.example.com" }, /must be an https URL/],
     [{ ...base, WEBHOOK_PUBLIC_URL: "https://user:secret@app.example.com" }, /got a URL with credentials/],
     [{ ...base, WEBHOOKS_REQUEST_TIMEOUT_MS: "0" }, /WEBHOOKS_REQUEST_TIMEOUT_MS/],

@@ -117,7 +117,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       // Keyed by the event id alone: a key with the timestamp would need JavaScript to round
       // microseconds as PostgreSQL does, and they differ (…268415 vs …268414 for one of Mailgun's
       // samples), which would let one event into a batch twice. Two events that share an id on
-      // different days merely go in successive batches.
+      // different days merely go in successive batches. An event without an id has no key here.
       const eventKey = pending.row.kind === "event" ? pending.row.event.eventId : null;
       if (
         batch.length >= options.maxBatch || tokens.has(pending.row.token) ||
@@ -229,7 +229,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     if (queued) queue = queue.filter((other) => other !== pending);
     const waitedMs = Date.now() - pending.enqueuedAt;
     log("warn", "webhook deadline exceeded", {
-      event_id: pending.row.kind === "event" ? pending.row.event.eventId : undefined,
+      event_id: pending.row.kind === "event" ? pending.row.event.eventId ?? undefined : undefined,
       waited_ms: waitedMs,
       deadline_ms: options.deadlineMs,
       stage: queued ? "queued" : "statement",

@@ -1,6 +1,5 @@
 import { eraseRecipient } from "../db/erase_recipient_query.ts";
 import { loadDatabaseSettings } from "../config/database_settings.ts";
-import { readEnv } from "../config/read_env.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 
 const USAGE = `Usage: deno task erase <email address>
@@ -24,7 +23,7 @@ async function main(args: string[]): Promise<number> {
   }
   let db;
   try {
-    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
+    db = await openToolDatabase(loadDatabaseSettings());
   } catch (error) {
     console.error(`Could not open the database: ${(error as Error).message}`);
     return 1;

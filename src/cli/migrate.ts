@@ -1,5 +1,5 @@
 import { loadDatabaseSettings } from "../config/database_settings.ts";
-import { ConfigError, readEnv } from "../config/read_env.ts";
+import { ConfigError } from "../config/read_env.ts";
 import { connectPostgres } from "../db/connect_postgres.ts";
 import { migrate } from "../db/migrate.ts";
 
@@ -7,7 +7,7 @@ import { migrate } from "../db/migrate.ts";
 if (import.meta.main) {
   let settings;
   try {
-    settings = loadDatabaseSettings(readEnv());
+    settings = loadDatabaseSettings();
     if (settings.databaseUrl === undefined) throw new ConfigError("DATABASE_URL is required for deno task migrate.");
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { loadDatabaseSettings } from "../config/database_settings.ts";
-import { ConfigError, readEnv } from "../config/read_env.ts";
+import { ConfigError } from "../config/read_env.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
 import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
@@ -66,7 +66,7 @@ async function main(args: string[]): Promise<number> {
   const dryRun = parsed.values["dry-run"] === true;
   let db;
   try {
-    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
+    db = await openToolDatabase(loadDatabaseSettings());
   } catch (error) {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
     return 1;

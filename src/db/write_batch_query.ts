@@ -31,7 +31,8 @@ interface StoredEvent {
   type: string;
   /** The status to climb to; null leaves the status as it is. */
   status: string | null;
-  eventId: string;
+  /** Mailgun's event id; null when the event-data has none (written as JSON null). */
+  eventId: string | null;
   /** Unix seconds, with a fraction. */
   eventTimestamp: number;
   messageId: string;

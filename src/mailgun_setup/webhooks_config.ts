@@ -1,3 +1,5 @@
+import { z } from "zod";
+import { choiceVariable, textVariable, wholeNumberVariable } from "../config/env_variables.ts";
 import { ConfigError, type EnvSource, readEnv } from "../config/read_env.ts";
 import { MAILGUN_API_BASE_URLS } from "../reconcile/mailgun_event_source.ts";
 import { webhookUrlFor } from "./webhook_events.ts";
@@ -14,6 +16,20 @@ export interface WebhooksConfig {
   timeoutMs: number;
 }
 
+/** The variables `deno task webhooks` reads; the domain and URL may come from flags instead. */
+const webhooksVariables = z.object({
+  MAILGUN_API_KEY: z.string({
+    error: "is required (Mailgun > API security > a private API key; not the webhook signing key).",
+  }),
+  MAILGUN_DOMAIN: textVariable(),
+  MAILGUN_REGION: choiceVariable(["us", "eu"]),
+  MAILGUN_API_BASE_URL: z.string().regex(/^https?:\/\/[^/]+\/?$/, {
+    error: "must be a scheme and host, e.g. https://api.mailgun.net.",
+  }).optional(),
+  WEBHOOK_PUBLIC_URL: textVariable(),
+  WEBHOOKS_REQUEST_TIMEOUT_MS: wholeNumberVariable(10_000, 100, 120_000),
+});
+
 /**
  * Reads the settings of `deno task webhooks`: MAILGUN_API_KEY, the domain
  * (`--domain`, else MAILGUN_DOMAIN), MAILGUN_REGION (`us` or `eu`) or
@@ -25,29 +41,15 @@ export function loadWebhooksConfig(
   flags: { domain?: string; url?: string } = {},
   source?: EnvSource,
 ): WebhooksConfig {
-  const env = readEnv(source);
-  const get = env.text;
-  const apiKey = get("MAILGUN_API_KEY");
-  if (apiKey === undefined) {
-    throw new ConfigError(
-      "MAILGUN_API_KEY is required (Mailgun > API security > a private API key; not the webhook signing key).",
-    );
-  }
-  const domain = flags.domain?.trim() || get("MAILGUN_DOMAIN");
+  const env = readEnv(webhooksVariables, source);
+  const domain = flags.domain?.trim() || env.MAILGUN_DOMAIN;
   if (domain === undefined || !/^[a-z0-9.-]+$/i.test(domain)) {
     throw new ConfigError(
       `--domain (or MAILGUN_DOMAIN) must be your sending domain, e.g. mg.example.com (got "${domain ?? ""}").`,
     );
   }
-  const region = (get("MAILGUN_REGION") ?? "us").toLowerCase();
-  if (region !== "us" && region !== "eu") {
-    throw new ConfigError(`MAILGUN_REGION must be us or eu (got "${region}").`);
-  }
-  const baseUrl = get("MAILGUN_API_BASE_URL") ?? MAILGUN_API_BASE_URLS[region];
-  if (!/^https?:\/\/[^/]+\/?$/.test(baseUrl)) {
-    throw new ConfigError(`MAILGUN_API_BASE_URL must be a scheme and host, e.g. https://api.mailgun.net.`);
-  }
-  const base = flags.url?.trim() || get("WEBHOOK_PUBLIC_URL");
+  const baseUrl = env.MAILGUN_API_BASE_URL ?? MAILGUN_API_BASE_URLS[env.MAILGUN_REGION ?? "us"];
+  const base = flags.url?.trim() || env.WEBHOOK_PUBLIC_URL;
   if (base === undefined) {
     throw new ConfigError(
       "--url (or WEBHOOK_PUBLIC_URL) is required: this deployment's public base URL, e.g. https://app.example.com.",
@@ -62,10 +64,10 @@ export function loadWebhooksConfig(
     );
   }
   return {
-    apiKey,
+    apiKey: env.MAILGUN_API_KEY,
     domain,
     baseUrl: baseUrl.replace(/\/+$/, ""),
     webhookUrl,
-    timeoutMs: env.integer("WEBHOOKS_REQUEST_TIMEOUT_MS", 10_000, 100, 120_000),
+    timeoutMs: env.WEBHOOKS_REQUEST_TIMEOUT_MS,
   };
 }
