@@ -6,6 +6,10 @@ import { ConfigError, type EnvSource, readEnv } from "./read_env.ts";
 export const DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 24 * 60 * 60;
 /** Signature timestamps may be this far ahead of our clock. */
 export const DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS = 5 * 60;
+/** The largest SIGNATURE_MAX_AGE_SECONDS accepted. */
+export const SIGNATURE_MAX_AGE_SECONDS_LIMIT = 7 * 24 * 60 * 60;
+/** The largest SIGNATURE_MAX_FUTURE_SECONDS accepted: token pruning keeps every day this reaches ahead, whatever an instance's own. */
+export const SIGNATURE_MAX_FUTURE_SECONDS_LIMIT = 24 * 60 * 60;
 /** Larger bodies are refused with 413 without being read whole. */
 const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** A body that has not arrived whole by then is cut off with 408. */
@@ -89,13 +93,13 @@ export function loadConfig(source?: EnvSource): Config {
       "SIGNATURE_MAX_AGE_SECONDS",
       DEFAULT_SIGNATURE_MAX_AGE_SECONDS,
       60,
-      7 * 24 * 60 * 60,
+      SIGNATURE_MAX_AGE_SECONDS_LIMIT,
     ),
     signatureMaxFutureSeconds: env.integer(
       "SIGNATURE_MAX_FUTURE_SECONDS",
       DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS,
       0,
-      24 * 60 * 60,
+      SIGNATURE_MAX_FUTURE_SECONDS_LIMIT,
     ),
     bodyLimitBytes: env.integer("BODY_LIMIT_BYTES", DEFAULT_BODY_LIMIT_BYTES, 1024, 64 * 1024 * 1024),
     bodyTimeoutMs: env.integer("BODY_TIMEOUT_MS", DEFAULT_BODY_TIMEOUT_MS, 100, 600_000),
