@@ -18,8 +18,12 @@ export async function pruneTokens(sql: Sql, olderThanSeconds: number, aheadSecon
   return row.emptied;
 }
 
-/** The prune horizon: tokens of signatures before it may be gone, and such signatures are refused. */
-export async function readTokenHorizon(sql: Sql): Promise<Date> {
-  const [row] = await sql`select pruned_before from mailgun_webhook.token_horizon`;
+/**
+ * The prune horizon, Unix seconds (-Infinity before any pruning): tokens of
+ * signatures before it may be gone, and such signatures are refused.
+ */
+export async function readTokenHorizon(sql: Sql): Promise<number> {
+  const [row] =
+    await sql`select extract(epoch from pruned_before)::float8 as pruned_before from mailgun_webhook.token_horizon`;
   return row.pruned_before;
 }
