@@ -212,6 +212,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
         );
         return result.map((row) => ({
           accepted: row.accepted as boolean,
+          expired: row.expired as boolean,
           matched: row.matched as number,
           appended: row.appended as number,
         }));

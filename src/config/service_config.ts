@@ -8,6 +8,10 @@ import { type EnvSource, readEnv } from "./read_env.ts";
 export const DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 24 * 60 * 60;
 /** Signature timestamps may be this far ahead of our clock. */
 export const DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS = 5 * 60;
+/** The largest SIGNATURE_MAX_AGE_SECONDS accepted. */
+export const SIGNATURE_MAX_AGE_SECONDS_LIMIT = 7 * 24 * 60 * 60;
+/** The largest SIGNATURE_MAX_FUTURE_SECONDS accepted: token pruning keeps every day this reaches ahead, whatever an instance's own. */
+export const SIGNATURE_MAX_FUTURE_SECONDS_LIMIT = 24 * 60 * 60;
 /** Larger bodies are refused with 413 without being read whole. */
 const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** A body that has not arrived whole by then is cut off with 408. */
@@ -62,8 +66,16 @@ export const SERVICE_VARIABLES = {
     MIN_SIGNING_KEY_LENGTH,
     `holds a key shorter than ${MIN_SIGNING_KEY_LENGTH} characters, which cannot be Mailgun's (the parent account's ${SIGNING_KEY_HOME}).`,
   ),
-  SIGNATURE_MAX_AGE_SECONDS: wholeNumberVariable(DEFAULT_SIGNATURE_MAX_AGE_SECONDS, 60, 7 * 24 * 60 * 60),
-  SIGNATURE_MAX_FUTURE_SECONDS: wholeNumberVariable(DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS, 0, 24 * 60 * 60),
+  SIGNATURE_MAX_AGE_SECONDS: wholeNumberVariable(
+    DEFAULT_SIGNATURE_MAX_AGE_SECONDS,
+    60,
+    SIGNATURE_MAX_AGE_SECONDS_LIMIT,
+  ),
+  SIGNATURE_MAX_FUTURE_SECONDS: wholeNumberVariable(
+    DEFAULT_SIGNATURE_MAX_FUTURE_SECONDS,
+    0,
+    SIGNATURE_MAX_FUTURE_SECONDS_LIMIT,
+  ),
   BODY_LIMIT_BYTES: wholeNumberVariable(DEFAULT_BODY_LIMIT_BYTES, 1024, 64 * 1024 * 1024),
   BODY_TIMEOUT_MS: wholeNumberVariable(DEFAULT_BODY_TIMEOUT_MS, 100, 600_000),
   DB_CONNECT_TIMEOUT_MS: wholeNumberVariable(DEFAULT_DB_CONNECT_TIMEOUT_MS, 100, 60_000),

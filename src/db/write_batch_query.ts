@@ -45,8 +45,13 @@ interface StoredEvent {
 
 /** What the statement did for one {@link BatchRow}, in input order. */
 export interface BatchRowResult {
-  /** False when the token was already used with another body. */
+  /** False when the token was already used with another body, or the signature is expired. */
   accepted: boolean;
+  /**
+   * True when the signature is older than the prune horizon (migration 0012):
+   * its token may have been pruned, so nothing was written.
+   */
+  expired: boolean;
   /** Documents and tenants whose message id matched. */
   matched: number;
   /** Trail entries written (0 with matches means a re-delivery). */
@@ -86,11 +91,17 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       )
       where (select set_config('lock_timeout', ${lockTimeoutMs + "ms"}, true)) is not null
     ),
+    -- A signature older than the prune horizon (migration 0012) may have lost its token to any instance's
+    -- pruning: expired, nothing written. One row, read once, in this statement's snapshot.
+    horizon as (
+      select pruned_before from mailgun_webhook.token_horizon
+    ),
     consumed as (
       insert into mailgun_webhook.tokens as t (token, body_hash, signed_at, slot)
       select token, coalesce(decode(body_hash, 'hex'), mailgun_webhook.body_hash(event_data)), to_timestamp(signed_at),
              mailgun_webhook.token_slot(to_timestamp(signed_at))
       from input
+      where to_timestamp(signed_at) >= (select pruned_before from horizon)
       on conflict (token, slot) do update set body_hash = t.body_hash
         where t.body_hash = excluded.body_hash
       returning t.token
@@ -174,6 +185,7 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
     )
     select i.n,
            c.token is not null as accepted,
+           not coalesce(to_timestamp(i.signed_at) >= (select pruned_before from horizon), false) as expired,
            coalesce(mc.matched, 0) as matched,
            coalesce(ac.appended, 0) as appended
     from input i

@@ -1,3 +1,4 @@
+import { SignatureExpiredError } from "../apply/signature_expired_error.ts";
 import { TokenReusedError } from "../apply/token_reused_error.ts";
 import { DeadlineExceededError, QueueFullError } from "../batch_writer/batch_writer_errors.ts";
 import { DatabaseUnavailableError, DataRefusedError } from "../db/database_errors.ts";
@@ -24,6 +25,8 @@ const STATUS_TABLE: { error: ErrorClass; status: number; outcome: Outcome; messa
   { error: MalformedBodyError, status: 400, outcome: "bad_request" },
   { error: UnreadableBodyError, status: 400, outcome: "bad_request" },
   { error: SignatureError, status: 401, outcome: "unauthorized" },
+  // Older than what any instance may have pruned: refused like a signature out of the window.
+  { error: SignatureExpiredError, status: 401, outcome: "unauthorized" },
   // The token was spent with another body: a replay or a captured signature. Nothing is written.
   { error: TokenReusedError, status: 401, outcome: "replayed" },
   { error: UnusableEventError, status: 406, outcome: "unacceptable" },
