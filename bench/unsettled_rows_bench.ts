@@ -20,7 +20,7 @@ import postgres from "postgres";
 import { z } from "zod";
 import { textVariable } from "../src/config/env_variables.ts";
 import { readEnv } from "../src/config/read_env.ts";
-import { findUnsettledRows } from "../src/db/find_unsettled_rows_query.ts";
+import { findUnsettledRows, type UnsettledRow } from "../src/db/find_unsettled_rows_query.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
 
 const DOCUMENTS = Number(argument("--documents") ?? 2_000_000);
@@ -127,14 +127,14 @@ try {
       limit 1000
     `
   );
-  const pageMs = await median(() => findUnsettledRows(sql, "documents", 0, PAGE));
+  const pageMs = await median(() => findUnsettledRows(sql, "documents", null, PAGE));
   let rowsSeen = 0;
   const passMs = await median(async () => {
     rowsSeen = 0;
     for (const table of ["documents", "tenants"] as const) {
-      let afterId = 0;
+      let afterId: string | null = null;
       while (true) {
-        const rows = await findUnsettledRows(sql, table, afterId, PAGE);
+        const rows: UnsettledRow[] = await findUnsettledRows(sql, table, afterId, PAGE);
         rowsSeen += rows.length;
         if (rows.length < PAGE) break;
         afterId = rows[rows.length - 1].id;

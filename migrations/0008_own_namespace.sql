@@ -8,20 +8,91 @@
 
 create schema if not exists mailgun_webhook;
 
--- A database migrated by an earlier release (its objects in the API's schema,
--- webhook_tokens among them) is moved into the namespace instead.
-do $$
-begin
-  if to_regclass('webhook_tokens') is not null then
-    raise exception 'Moving an earlier release''s schema into mailgun_webhook is not written yet.';
-  end if;
-end
-$$;
-
 create table if not exists mailgun_webhook.stand_in_tables (
   table_name text primary key,
   created_at timestamptz not null default now()
 );
+
+-- A database migrated by the release before the namespace (f0e3176: its
+-- objects in the API's schema, webhook_tokens among them) is moved into the
+-- namespace, rows kept, and ends in the same schema as a fresh install (a
+-- test compares their catalogs). Functions move by SET SCHEMA and RENAME,
+-- which keep their identity: the API's indexes that call the rank function
+-- go on working. The trail guard, erasure and pruning are dropped here and
+-- made again, under the namespace's names, by 0011 and 0012.
+do $$
+declare
+  c record;
+begin
+  if to_regclass('webhook_tokens') is null then
+    return;
+  end if;
+  if (select relkind from pg_class where oid = to_regclass('webhook_tokens')) <> 'p'
+     or to_regprocedure('webhook_token_slot(timestamptz)') is null
+     or to_regprocedure('email_status_rank(text)') is null
+     or to_regprocedure('webhook_body_hash(jsonb)') is null
+     or to_regclass('email_events') is null then
+    raise exception 'This database holds an earlier release''s schema, but not at its last migration (0007_token_day_partitions.sql): deploy release f0e3176 and run its deno task migrate first.';
+  end if;
+
+  alter function email_status_rank(text) set schema mailgun_webhook;
+  alter function mailgun_webhook.email_status_rank(text) rename to status_rank;
+  alter function webhook_body_hash(jsonb) set schema mailgun_webhook;
+  alter function mailgun_webhook.webhook_body_hash(jsonb) rename to body_hash;
+  alter function webhook_token_slot(timestamptz) set schema mailgun_webhook;
+  alter function mailgun_webhook.webhook_token_slot(timestamptz) rename to token_slot;
+
+  alter table webhook_tokens set schema mailgun_webhook;
+  alter table mailgun_webhook.webhook_tokens rename to tokens;
+  alter index mailgun_webhook.webhook_tokens_pkey rename to tokens_pkey;
+  for s in 0..15 loop
+    execute format('alter table %I set schema mailgun_webhook', 'webhook_tokens_' || lpad(s::text, 2, '0'));
+    execute format('alter table mailgun_webhook.%I rename to %I',
+      'webhook_tokens_' || lpad(s::text, 2, '0'), 'tokens_' || lpad(s::text, 2, '0'));
+    execute format('alter index mailgun_webhook.%I rename to %I',
+      'webhook_tokens_' || lpad(s::text, 2, '0') || '_pkey', 'tokens_' || lpad(s::text, 2, '0') || '_pkey');
+  end loop;
+
+  -- Servers that keep NOT NULL as named constraints (PostgreSQL 18 and
+  -- later) named the earlier table's after it: they take the names a fresh
+  -- install gives. A rename on the parent renames its partitions' too.
+  for c in
+    select con.conname, 'tokens_' || a.attname || '_not_null' as fresh
+    from pg_constraint con
+    join pg_attribute a on a.attrelid = con.conrelid and a.attnum = con.conkey[1]
+    where con.conrelid = 'mailgun_webhook.tokens'::regclass and con.contype = 'n'
+      and con.conname <> 'tokens_' || a.attname || '_not_null'
+  loop
+    execute format('alter table mailgun_webhook.tokens rename constraint %I to %I', c.conname, c.fresh);
+  end loop;
+
+  drop trigger if exists email_events_append_only on email_events;
+  drop trigger if exists email_events_delete_guard on email_events;
+  drop trigger if exists email_events_update_guard on email_events;
+  drop function if exists email_events_refuse_change();
+  drop function if exists email_events_refuse_delete();
+  drop function if exists email_events_refuse_update();
+  drop function if exists email_events_erase_recipient(text);
+  drop function if exists email_events_erased_event_data(jsonb, text);
+  drop function if exists email_events_scrub(jsonb, text);
+  drop function if exists prune_webhook_token_slots(float8, float8);
+
+  -- 0001 created documents and tenants when the API had none; it left no
+  -- record of it. A table with exactly its columns (id, email_message_id,
+  -- email_status, and email_status_at, which 0001 added) is taken as its
+  -- stand-in: an API's real table has columns of its own. A heuristic: when
+  -- in doubt a table is taken as the API's, which is the safe side.
+  insert into mailgun_webhook.stand_in_tables (table_name)
+  select t.name
+  from unnest(array['documents', 'tenants']) as t(name)
+  where (
+    select array_agg(a.attname::text order by a.attname)
+    from pg_attribute a
+    where a.attrelid = to_regclass(t.name) and a.attnum > 0 and not a.attisdropped
+  ) = array['email_message_id', 'email_status', 'email_status_at', 'id']
+  on conflict (table_name) do nothing;
+end
+$$;
 
 do $$
 begin
@@ -46,7 +117,7 @@ $$;
 
 -- The ladder a status only ever climbs: SENT < DELIVERED < FAILED < COMPLAINED.
 -- Any other value (the API's own PENDING, BOUNCED, lowercase ones, NULL) ranks 0 and is climbed from.
-create function mailgun_webhook.status_rank(status text) returns integer
+create or replace function mailgun_webhook.status_rank(status text) returns integer
   language sql immutable parallel safe
   as $$
     select case status
@@ -61,13 +132,13 @@ create function mailgun_webhook.status_rank(status text) returns integer
 -- The hash a signature token is bound to: SHA-256 of the event-data's jsonb
 -- text, which is canonical (keys in a fixed order, fixed spacing), so a retry
 -- whose event-data was formatted or ordered differently still matches.
-create function mailgun_webhook.body_hash(event_data jsonb) returns bytea
+create or replace function mailgun_webhook.body_hash(event_data jsonb) returns bytea
   language sql immutable parallel safe
   as $$ select sha256(convert_to(event_data::text, 'UTF8')) $$;
 
 -- The partition of a token: the UTC day of its signature modulo 16. Modulo
 -- twice: a signature before 1970 has a negative day number.
-create function mailgun_webhook.token_slot(signed_at timestamptz) returns smallint
+create or replace function mailgun_webhook.token_slot(signed_at timestamptz) returns smallint
   language sql immutable parallel safe
   as $$ select (((floor(extract(epoch from signed_at) / 86400)::bigint % 16) + 16) % 16)::smallint $$;
 
@@ -75,7 +146,7 @@ create function mailgun_webhook.token_slot(signed_at timestamptz) returns smalli
 -- with, split by day of signature so that pruning empties whole partitions.
 -- A replayed signature carries the same timestamp (the signature covers it),
 -- hence the same slot, so it meets its first use.
-create table mailgun_webhook.tokens (
+create table if not exists mailgun_webhook.tokens (
   token text not null,
   body_hash bytea not null,
   signed_at timestamptz not null,
@@ -87,7 +158,7 @@ create table mailgun_webhook.tokens (
 do $$
 begin
   for s in 0..15 loop
-    execute format('create table mailgun_webhook.%I partition of mailgun_webhook.tokens for values in (%s)',
+    execute format('create table if not exists mailgun_webhook.%I partition of mailgun_webhook.tokens for values in (%s)',
       'tokens_' || lpad(s::text, 2, '0'), s);
   end loop;
 end
@@ -102,6 +173,14 @@ declare
   t text;
   key_type text;
 begin
+  -- An earlier release's trail stays as it is, rows, keys and all (its
+  -- record was adopted by the runner). Any other email_events is not ours:
+  -- creating the trail then fails, saying it exists.
+  if to_regclass('email_events') is not null and exists (
+    select 1 from mailgun_webhook.schema_migrations where name = '0007_token_day_partitions.sql'
+  ) then
+    return;
+  end if;
   foreach t in array array['documents', 'tenants'] loop
     select format_type(a.atttypid, a.atttypmod) into key_type
     from pg_attribute a
@@ -149,9 +228,9 @@ $$;
 -- are unique only within a day, and the day, unlike the timestamp, is the
 -- same whether the event came by webhook (microseconds) or from the Logs API
 -- (milliseconds). The keys also serve "the trail of one row".
-create unique index email_events_document_event_day_key
+create unique index if not exists email_events_document_event_day_key
   on email_events (document_id, mailgun_event_id, ((event_timestamp at time zone 'UTC')::date))
   where document_id is not null;
-create unique index email_events_tenant_event_day_key
+create unique index if not exists email_events_tenant_event_day_key
   on email_events (tenant_id, mailgun_event_id, ((event_timestamp at time zone 'UTC')::date))
   where tenant_id is not null;

@@ -1,5 +1,7 @@
 import type { ReservedSql, Sql } from "postgres";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { becomeHostTablesOwner, type HostTablesRole, hostTablesRole } from "./host_tables_role.ts";
+import { adoptLegacyRecord } from "./legacy_record.ts";
 import { splitStatements } from "./split_statements.ts";
 
 /** Where the schema's migrations live. */
@@ -103,14 +105,22 @@ async function acquireLock(conn: ReservedSql): Promise<void> {
 }
 
 async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<string[]> {
-  await conn`create schema if not exists mailgun_webhook`;
-  await conn`
-    create table if not exists mailgun_webhook.schema_migrations (
-      name text primary key,
-      checksum text not null,
-      applied_at timestamptz not null default now()
-    )
-  `;
+  await conn`begin`;
+  try {
+    await conn`create schema if not exists mailgun_webhook`;
+    await conn`
+      create table if not exists mailgun_webhook.schema_migrations (
+        name text primary key,
+        checksum text not null,
+        applied_at timestamptz not null default now()
+      )
+    `;
+    await adoptLegacyRecord(conn);
+    await conn`commit`;
+  } catch (error) {
+    await conn`rollback`.catch(() => {});
+    throw error;
+  }
   const recorded = new Map<string, string>();
   for (const row of await conn`select name, checksum from mailgun_webhook.schema_migrations`) {
     recorded.set(row.name as string, row.checksum as string);
@@ -125,12 +135,19 @@ async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<
       );
     }
   }
+  const pending = files.filter((file) => !recorded.has(file.name));
+  // Nothing is applied when a host-tables step could not be: a half-upgraded schema would stay behind.
+  if (pending.some((file) => file.hostTables)) {
+    const role = await hostTablesRole(conn);
+    if (role.kind === "refused") throw new Error(role.message);
+  }
   const done: string[] = [];
-  for (const file of files) {
-    if (recorded.has(file.name)) continue;
+  for (const file of pending) {
     try {
-      if (file.noTransaction) await applyOutsideTransaction(conn, file);
-      else await applyInTransaction(conn, file);
+      // Asked again for each file: 0008 may have just created stand-in tables, owned by the current role.
+      const role = file.hostTables ? await hostTablesRole(conn) : undefined;
+      if (file.noTransaction) await applyOutsideTransaction(conn, file, role);
+      else await applyInTransaction(conn, file, role);
     } catch (error) {
       throw new Error(`Migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
     }
@@ -139,12 +156,15 @@ async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<
   return done;
 }
 
-async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+async function applyInTransaction(conn: ReservedSql, file: MigrationFile, role?: HostTablesRole): Promise<void> {
   await conn`begin`;
   try {
     await conn.unsafe(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+    if (role !== undefined) await becomeHostTablesOwner(conn, role, true);
     // A migration file is trusted SQL from the repository, with no values in it.
     await conn.unsafe(file.script);
+    // The record is the service role's, whoever changed the API's tables.
+    if (role?.kind === "set") await conn`reset role`;
     await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
     await conn`commit`;
   } catch (error) {
@@ -153,11 +173,16 @@ async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promi
   }
 }
 
-async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile, role?: HostTablesRole): Promise<void> {
   const statements = splitStatements(file.script);
-  await dropInvalidIndexes(conn, statements);
-  // One statement per query: several in one query string would form an implicit transaction.
-  for (const statement of statements) await conn.unsafe(statement);
+  if (role !== undefined) await becomeHostTablesOwner(conn, role, false);
+  try {
+    await dropInvalidIndexes(conn, statements);
+    // One statement per query: several in one query string would form an implicit transaction.
+    for (const statement of statements) await conn.unsafe(statement);
+  } finally {
+    if (role?.kind === "set") await conn`reset role`;
+  }
   await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
 }
 

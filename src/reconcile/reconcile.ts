@@ -159,7 +159,7 @@ async function collectRows(
   let oldestSentAt: number | undefined;
   let undated = false;
   rows: for (const table of ["documents", "tenants"] as const) {
-    let afterId = 0;
+    let afterId: string | null = null;
     while (true) {
       const page = await findUnsettledRows(sql, table, afterId, ROWS_PAGE);
       for (const row of page) {
