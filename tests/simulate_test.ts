@@ -30,7 +30,7 @@ Deno.test("each simulated event is one the webhook understands, with the bare me
     const parsed = parseEventData(data);
     const effect = expected[kind];
     assert.deepEqual(parsed.effect === null ? null : [parsed.effect.type, parsed.effect.status], effect, kind);
-    assert.match(parsed.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.match(parsed.id ?? "", /^[A-Za-z0-9_-]{22}$/);
     if (parsed.effect !== null) {
       assert.equal(parsed.messageId, "20260203192030.53383e583ab41f62@mg.example.com");
       assert.ok(Math.abs(parsed.timestamp - Date.now() / 1000) < 60);

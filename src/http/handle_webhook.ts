@@ -59,7 +59,7 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
     }
     return failed(error, signed);
   }
-  const identified: Known = { ...signed, eventId: parsed.id, event: parsed.event };
+  const identified: Known = { ...signed, eventId: parsed.id ?? undefined, event: parsed.event };
   try {
     const { outcome, rows } = await applyEvent(deps.writer, parsed, auth);
     return { ...identified, status: 200, outcome, rows };

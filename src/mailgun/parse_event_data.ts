@@ -1,4 +1,3 @@
-import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { NotStorableError, storableJson } from "../encoding/storable_json.ts";
 import { UnusableEventError } from "./mailgun_errors.ts";
 import { type EventEffect, mapEvent } from "./map_event.ts";
@@ -8,8 +7,8 @@ const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
 
 /**
  * Marks an event id the service derived: Mailgun's real events carry an `id`, but captured and trimmed ones
- * (test fixtures, forwarded payloads) may not. The event is then keyed by the SHA-256 of its event-data, so a
- * re-delivery of the same body is still recorded once.
+ * (test fixtures, forwarded payloads) may not. The database then keys the event by the SHA-256 of its
+ * event-data's jsonb form (mailgun_webhook.body_hash), so a re-delivery of the same event is recorded once.
  */
 export const DERIVED_EVENT_ID_PREFIX = "sha256:";
 
@@ -17,8 +16,8 @@ export const DERIVED_EVENT_ID_PREFIX = "sha256:";
 export interface ParsedEvent {
   /** Mailgun's event name, e.g. `delivered`. */
   event: string;
-  /** Mailgun's event id (unique within a day only), or one derived from the event-data when it has none. */
-  id: string;
+  /** Mailgun's event id (unique within a day only); null when it has none (the database derives one). */
+  id: string | null;
   /** Null for events this service ignores. */
   effect: EventEffect | null;
   /** Seconds, with a fraction. Set when `effect` is. */
@@ -67,9 +66,7 @@ export function parseEventData(eventData: unknown): ParsedEvent {
   }
   const fields = eventData as Fields;
   const event = text(fields.event, "event", 1, MAX_EVENT_NAME_LENGTH);
-  const id = fields.id === undefined
-    ? DERIVED_EVENT_ID_PREFIX + sha256Hex(json)
-    : text(fields.id, "id", 1, MAX_EVENT_ID_LENGTH);
+  const id = fields.id === undefined || fields.id === null ? null : text(fields.id, "id", 1, MAX_EVENT_ID_LENGTH);
   let effect: EventEffect | null;
   try {
     effect = mapEvent(event, fields.severity);
