@@ -5,6 +5,7 @@ import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "./config/embedded_file
 import type { Config } from "./config/service_config.ts";
 import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
+import { createHostSchemaMonitor, HostSchemaProblemsError } from "./db/host_schema_monitor.ts";
 import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
 import { createHandler } from "./http/create_handler.ts";
@@ -12,6 +13,11 @@ import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts"
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
 import { startTokenPruner } from "./pruning/token_pruner.ts";
 import { log } from "./reporting/log.ts";
+
+/** How often, at most, the API's schema is checked again (it serves /healthz, which is polled). */
+const HOST_SCHEMA_CHECK_EVERY_MS = 60_000;
+/** After a webhook the schema refused, the check runs again, at most once in this time. */
+const HOST_SCHEMA_RECHECK_ON_REFUSAL_MS = 5_000;
 
 /** A running service. */
 interface Service {
@@ -54,6 +60,16 @@ export async function startService(config: Config): Promise<Service> {
         });
       }
     }
+    // A schema that would refuse statuses is refused at start, when the database answers within the
+    // connect timeout; when it does not, the service starts as before, and the check runs again when
+    // /healthz (or a refused webhook) finds the database up: from then on /healthz says 503.
+    const hostSchema = createHostSchemaMonitor(sql, {
+      maxAgeMs: HOST_SCHEMA_CHECK_EVERY_MS,
+      refusalRecheckMs: HOST_SCHEMA_RECHECK_ON_REFUSAL_MS,
+      timeoutMs: config.dbConnectTimeoutMs,
+    });
+    const refusing = await hostSchema.refusing();
+    if (refusing !== undefined && refusing.length > 0) throw new HostSchemaProblemsError(refusing);
     const window = { maxAgeSeconds: config.signatureMaxAgeSeconds, maxFutureSeconds: config.signatureMaxFutureSeconds };
     const writer = createBatchWriter(sql, {
       maxBatch: config.batchMax,
@@ -62,6 +78,8 @@ export async function startService(config: Config): Promise<Service> {
       lockTimeoutMs: config.dbLockTimeoutMs,
       deadlineMs: config.webhookDeadlineMs,
       maxQueued: config.batchQueueMax,
+      // A refusal says the schema changed since the last check: look again soon, so that the log says what to change.
+      onSchemaRefused: () => hostSchema.afterRefusal(),
     });
     const requests = drainable(createHandler({
       signingKeys: importSigningKeys(keys),
@@ -73,6 +91,7 @@ export async function startService(config: Config): Promise<Service> {
       sql,
       healthTimeoutMs: config.dbQueryTimeoutMs,
       migrations,
+      hostSchema,
     }));
     if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
     const stopPruner = startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });

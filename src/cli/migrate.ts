@@ -1,6 +1,7 @@
 import { loadDatabaseSettings } from "../config/database_settings.ts";
 import { ConfigError } from "../config/read_env.ts";
 import { connectPostgres } from "../db/connect_postgres.ts";
+import { assertHostSchemaAccepts } from "../db/host_schema_monitor.ts";
 import { migrate } from "../db/migrate.ts";
 
 /** `deno task migrate`: applies migrations/ to DATABASE_URL (the pre-deploy step). */
@@ -21,6 +22,7 @@ if (import.meta.main) {
     sslMode: settings.sslMode,
   });
   try {
+    await assertHostSchemaAccepts(sql, console.warn);
     const applied = await migrate(sql);
     console.log(applied.length === 0 ? "Schema is up to date." : `Applied: ${applied.join(", ")}`);
   } catch (error) {

@@ -1,4 +1,5 @@
 import type { Sql } from "postgres";
+import type { HostSchemaMonitor } from "../db/host_schema_monitor.ts";
 import { schemaStatus } from "../db/schema_status.ts";
 import { HEALTH_PATH, WEBHOOK_PATH } from "../config/routes.ts";
 import { reportWebhook } from "../reporting/report_webhook.ts";
@@ -11,6 +12,8 @@ interface HandlerDeps extends WebhookDeps {
   healthTimeoutMs: number;
   /** The migrations the service ships: /healthz is 503 until all are applied. */
   migrations: string[];
+  /** /healthz is 503 while the API's schema refuses statuses the service writes. */
+  hostSchema: HostSchemaMonitor;
 }
 
 /** Routes requests: the webhook, the health check, 404 and 405. */
@@ -37,6 +40,13 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
           ok: false,
           database: "unmigrated",
           error: "The database schema is missing or behind: run deno task migrate.",
+        });
+      }
+      if (schema.state === "current" && ((await deps.hostSchema.refusing())?.length ?? 0) > 0) {
+        return jsonResponse(503, {
+          ok: false,
+          database: "host schema refuses statuses",
+          error: "The API's schema refuses statuses the service writes: see the log's host schema problem lines.",
         });
       }
       const up = schema.state === "current";

@@ -254,9 +254,7 @@ async function wouldApply(sql: Sql, item: Record<string, unknown>, group: Messag
   const parsed = parse(item);
   if (parsed === undefined) return "unusable";
   if (parsed.effect === null) return "ignored";
-  // An event without an id is keyed by its event-data's hash in the database: nothing to look up by id here.
-  if (parsed.id === null) return "applied";
-  const recorded = await isEventRecorded(sql, parsed.id, parsed.timestamp, {
+  const recorded = await isEventRecorded(sql, parsed.id, parsed.json, parsed.timestamp, {
     documentIds: group.rows.filter((row) => row.table === "documents").map((row) => row.id),
     tenantIds: group.rows.filter((row) => row.table === "tenants").map((row) => row.id),
   });
