@@ -3,10 +3,11 @@ import { createBatchWriter } from "./batch_writer/batch_writer.ts";
 import { loadDevSigningKey } from "./config/dev_signing_key.ts";
 import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "./config/embedded_files.ts";
 import type { Config } from "./config/service_config.ts";
-import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
+import { checkDatabaseAtStart, logStandIns } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
 import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
+import { findStandInTables } from "./db/stand_in_tables_query.ts";
 import { createHandler } from "./http/create_handler.ts";
 import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
@@ -44,6 +45,8 @@ export async function startService(config: Config): Promise<Service> {
         dir: EMBEDDED_DATABASE_DIR,
         migrations_applied: applied,
       });
+      const standIns = await findStandInTables(sql, config.dbQueryTimeoutMs);
+      if (standIns.length > 0) logStandIns(standIns, "embedded");
       if (keys.length === 0) {
         const dev = await loadDevSigningKey(EMBEDDED_DATABASE_DIR);
         keys = [dev.key];

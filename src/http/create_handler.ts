@@ -1,5 +1,6 @@
 import type { Sql } from "postgres";
 import { schemaStatus } from "../db/schema_status.ts";
+import { findStandInTables } from "../db/stand_in_tables_query.ts";
 import { HEALTH_PATH, WEBHOOK_PATH } from "../config/routes.ts";
 import { reportWebhook } from "../reporting/report_webhook.ts";
 import { jsonResponse } from "./error_response.ts";
@@ -39,8 +40,15 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
           error: "The database schema is missing or behind: run deno task migrate.",
         });
       }
-      const up = schema.state === "current";
-      return jsonResponse(up ? 200 : 503, { ok: up, database: up ? "up" : "down" });
+      if (schema.state === "down") return jsonResponse(503, { ok: false, database: "down" });
+      // Whether documents and tenants were found or created by our migration: stand-ins mean the wrong database.
+      let standIns: string[];
+      try {
+        standIns = await findStandInTables(deps.sql, deps.healthTimeoutMs);
+      } catch {
+        return jsonResponse(503, { ok: false, database: "down" });
+      }
+      return jsonResponse(200, { ok: true, database: "up", host_tables: standIns.length === 0 ? "found" : "stand-in" });
     }
     return jsonResponse(404, { ok: false, error: "Not found." });
   };
