@@ -25,9 +25,11 @@ interface Service {
 
 /**
  * Opens the database (the embedded one when DATABASE_URL is unset, migrated
- * on the spot), imports the signing keys once, and serves.
+ * on the spot), imports the signing keys once, and serves. Prunes consumed
+ * tokens on its own timer unless `options.pruneOnTimer` is false (Deno.cron
+ * does it: src/scheduling/scheduled_jobs.ts).
  */
-export async function startService(config: Config): Promise<Service> {
+export async function startService(config: Config, options: { pruneOnTimer?: boolean } = {}): Promise<Service> {
   const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(EMBEDDED_DATABASE_DIR) : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
@@ -78,7 +80,9 @@ export async function startService(config: Config): Promise<Service> {
       migrations,
     }));
     if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
-    const stopPruner = startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
+    const stopPruner = options.pruneOnTimer === false
+      ? () => {}
+      : startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;
