@@ -6,9 +6,20 @@ import { migrate } from "../db/migrate.ts";
 /** `deno task migrate`: applies migrations/ to DATABASE_URL (the pre-deploy step). */
 if (import.meta.main) {
   let settings;
+  // Deno Deploy sets DENO_TIMELINE for the pre-deploy command, which runs once per timeline (docs/deploy.md).
+  let timeline;
   try {
-    settings = loadDatabaseSettings(readEnv());
-    if (settings.databaseUrl === undefined) throw new ConfigError("DATABASE_URL is required for deno task migrate.");
+    const env = readEnv();
+    settings = loadDatabaseSettings(env);
+    timeline = env.text("DENO_TIMELINE");
+    if (settings.databaseUrl === undefined) {
+      throw new ConfigError(
+        timeline === undefined
+          ? "DATABASE_URL is required for deno task migrate."
+          : `DATABASE_URL did not reach the pre-deploy command of timeline ${timeline}: set it in the app's ` +
+            `${timeline === "production" ? "Production" : "Development"} context (docs/deploy.md).`,
+      );
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`Configuration error: ${error.message}`);
@@ -20,6 +31,12 @@ if (import.meta.main) {
     prepare: false,
     sslMode: settings.sslMode,
   });
+  // The build log then names the database each timeline's pre-deploy migrated (never the password).
+  const target = new URL(settings.databaseUrl);
+  console.log(
+    `Migrating ${target.hostname}${target.port ? `:${target.port}` : ""}${target.pathname}` +
+      (timeline === undefined ? "" : ` (Deno Deploy timeline ${timeline})`),
+  );
   try {
     const applied = await migrate(sql);
     console.log(applied.length === 0 ? "Schema is up to date." : `Applied: ${applied.join(", ")}`);
