@@ -3,11 +3,12 @@ import { createBatchWriter } from "./batch_writer/batch_writer.ts";
 import { loadDevSigningKey } from "./config/dev_signing_key.ts";
 import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "./config/embedded_files.ts";
 import type { Config } from "./config/service_config.ts";
-import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
+import { checkDatabaseAtStart, logStandIns } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
 import { createHostSchemaMonitor, HostSchemaProblemsError } from "./db/host_schema_monitor.ts";
 import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
+import { findStandInTables } from "./db/stand_in_tables_query.ts";
 import { createHandler } from "./http/create_handler.ts";
 import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
@@ -30,9 +31,11 @@ interface Service {
 
 /**
  * Opens the database (the embedded one when DATABASE_URL is unset, migrated
- * on the spot), imports the signing keys once, and serves.
+ * on the spot), imports the signing keys once, and serves. Prunes consumed
+ * tokens on its own timer unless `options.pruneOnTimer` is false (Deno.cron
+ * does it: src/scheduling/scheduled_jobs.ts).
  */
-export async function startService(config: Config): Promise<Service> {
+export async function startService(config: Config, options: { pruneOnTimer?: boolean } = {}): Promise<Service> {
   const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(EMBEDDED_DATABASE_DIR) : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
@@ -50,6 +53,8 @@ export async function startService(config: Config): Promise<Service> {
         dir: EMBEDDED_DATABASE_DIR,
         migrations_applied: applied,
       });
+      const standIns = await findStandInTables(sql, config.dbQueryTimeoutMs);
+      if (standIns.length > 0) logStandIns(standIns, "embedded");
       if (keys.length === 0) {
         const dev = await loadDevSigningKey(EMBEDDED_DATABASE_DIR);
         keys = [dev.key];
@@ -94,7 +99,9 @@ export async function startService(config: Config): Promise<Service> {
       hostSchema,
     }));
     if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
-    const stopPruner = startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
+    const stopPruner = options.pruneOnTimer === false
+      ? () => {}
+      : startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;

@@ -20,6 +20,30 @@ Deno.test("deno.json declares the Deploy build: install, migrate before each tim
   assert.doesNotMatch(config.tasks.start, /--v8-flags/);
 });
 
+Deno.test("pre-deploy: migrate names the timeline and database it migrates; without DATABASE_URL it names the context", async () => {
+  // Deno Deploy gives the pre-deploy command the timeline in DENO_TIMELINE (docs.deno.com/deploy/reference/builds).
+  const missing = await run(["task", "migrate"], { env: { DENO_TIMELINE: "git-branch/feature" } });
+  assert.equal(missing.code, 1);
+  assert.match(
+    missing.stderr,
+    /DATABASE_URL did not reach the pre-deploy command of timeline git-branch\/feature: set it in the app's Development context/,
+  );
+  const db = await createTestDatabase();
+  try {
+    const migrated = await run(["task", "migrate"], { env: { DATABASE_URL: db.url, DENO_TIMELINE: "production" } });
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const target = new URL(db.url);
+    assert.ok(
+      migrated.stdout.includes(
+        `Migrating ${target.hostname}:${target.port}${target.pathname} (Deno Deploy timeline production)`,
+      ),
+      migrated.stdout,
+    );
+  } finally {
+    await db.drop();
+  }
+});
+
 Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: never plain text instead", async () => {
   const db = await createTestDatabase();
   const options = { max: 1, connectTimeoutMs: 1_000, prepare: false };

@@ -98,3 +98,31 @@ export function duration(name: string, raw: string): number {
   }
   return Number(match[1]) * (UNITS[match[2]] ?? 0);
 }
+
+/** How often the service reconciles on its own (Deno.cron): RECONCILE_SCHEDULE. */
+export type ReconcileSchedule = "hourly" | "daily" | "off";
+
+/** Whether, and how, the service reconciles on its own schedule; `off` says why. */
+export type ScheduledReconcile =
+  | { schedule: "off"; reason: string }
+  | { schedule: "hourly" | "daily"; config: ReconcileConfig };
+
+/**
+ * The scheduled reconcile is opt-in: on when MAILGUN_API_KEY and
+ * MAILGUN_DOMAIN are set, unless RECONCILE_SCHEDULE is `off`; `daily` (the
+ * default: each run may read up to RECONCILE_MAX_AGE of Mailgun's log) or
+ * `hourly`. The rest as for `deno task reconcile` (RECONCILE_* variables).
+ * Throws a {@link ConfigError} naming a bad setting.
+ */
+export function loadScheduledReconcile(source?: EnvSource): ScheduledReconcile {
+  const env = readEnv(source);
+  const schedule = (env.text("RECONCILE_SCHEDULE") ?? "daily").toLowerCase();
+  if (schedule !== "hourly" && schedule !== "daily" && schedule !== "off") {
+    throw new ConfigError(`RECONCILE_SCHEDULE must be daily, hourly or off (got "${schedule}").`);
+  }
+  if (schedule === "off") return { schedule, reason: "RECONCILE_SCHEDULE is off" };
+  if (env.text("MAILGUN_API_KEY") === undefined && env.text("MAILGUN_DOMAIN") === undefined) {
+    return { schedule: "off", reason: "MAILGUN_API_KEY and MAILGUN_DOMAIN are not set" };
+  }
+  return { schedule, config: loadReconcileConfig({}, source) };
+}
