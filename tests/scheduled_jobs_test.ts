@@ -222,7 +222,7 @@ Deno.test("the start-up line says what runs where: timer and reconcile by hand, 
   );
   const bad = describeScheduledWork(true, (name) => ({ ...vars, RECONCILE_SCHEDULE: "weekly" })[name]);
   assert.equal(bad.level, "error");
-  assert.match(String(bad.fields.reconcile), /RECONCILE_SCHEDULE must be daily, hourly or off/);
+  assert.match(String(bad.fields.reconcile), /RECONCILE_SCHEDULE must be one of daily, hourly, off/);
 });
 
 Deno.test("pruneOnTimer false (Deno.cron prunes): the service sets no pruning timer of its own", async () => {

@@ -44,7 +44,7 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
         });
       }
       if (schema.state === "down") return jsonResponse(503, { ok: false, database: "down" });
-      if ((await deps.hostSchema.refusing())?.length ?? 0) > 0) {
+      if (((await deps.hostSchema.refusing())?.length ?? 0) > 0) {
         return jsonResponse(503, {
           ok: false,
           database: "host schema refuses statuses",

@@ -107,6 +107,13 @@ export type ScheduledReconcile =
   | { schedule: "off"; reason: string }
   | { schedule: "hourly" | "daily"; config: ReconcileConfig };
 
+/** What decides whether the service reconciles on its own; the rest is reconcile's own settings. */
+const scheduleVariables = z.object({
+  RECONCILE_SCHEDULE: choiceVariable(["daily", "hourly", "off"]),
+  MAILGUN_API_KEY: textVariable(),
+  MAILGUN_DOMAIN: textVariable(),
+});
+
 /**
  * The scheduled reconcile is opt-in: on when MAILGUN_API_KEY and
  * MAILGUN_DOMAIN are set, unless RECONCILE_SCHEDULE is `off`; `daily` (the
@@ -115,13 +122,10 @@ export type ScheduledReconcile =
  * Throws a {@link ConfigError} naming a bad setting.
  */
 export function loadScheduledReconcile(source?: EnvSource): ScheduledReconcile {
-  const env = readEnv(source);
-  const schedule = (env.text("RECONCILE_SCHEDULE") ?? "daily").toLowerCase();
-  if (schedule !== "hourly" && schedule !== "daily" && schedule !== "off") {
-    throw new ConfigError(`RECONCILE_SCHEDULE must be daily, hourly or off (got "${schedule}").`);
-  }
+  const env = readEnv(scheduleVariables, source);
+  const schedule = env.RECONCILE_SCHEDULE ?? "daily";
   if (schedule === "off") return { schedule, reason: "RECONCILE_SCHEDULE is off" };
-  if (env.text("MAILGUN_API_KEY") === undefined && env.text("MAILGUN_DOMAIN") === undefined) {
+  if (env.MAILGUN_API_KEY === undefined && env.MAILGUN_DOMAIN === undefined) {
     return { schedule: "off", reason: "MAILGUN_API_KEY and MAILGUN_DOMAIN are not set" };
   }
   return { schedule, config: loadReconcileConfig({}, source) };
