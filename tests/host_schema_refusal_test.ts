@@ -140,7 +140,7 @@ Deno.test("a schema that refuses statuses: the service refuses to start, migrate
     const config = loadConfig((name) =>
       ({
         DATABASE_URL: db.url,
-        MAILGUN_WEBHOOK_SIGNING_KEY: "k",
+        MAILGUN_WEBHOOK_SIGNING_KEY: "a-test-signing-key-of-32-chars!!",
         PORT: "0",
         LISTEN_HOST: "127.0.0.1",
         DB_POOL_MAX: String(db.poolMax),
