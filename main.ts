@@ -4,8 +4,23 @@ import { SHUTDOWN_DEADLINE_MS } from "./src/http/drain_requests.ts";
 import { log } from "./src/reporting/log.ts";
 import { startService } from "./src/start_service.ts";
 
+const USAGE = `Usage: deno task start
+
+Serves the Mailgun webhook (POST /v1/mailgun/webhook, GET /healthz) until SIGINT or SIGTERM.
+Configured by environment variables only (README, "Configuration"): DATABASE_URL (unset: the embedded
+development database in .pglite/, migrated on the spot), MAILGUN_WEBHOOK_SIGNING_KEY, PORT (default 8000).
+Logs one JSON line per event: info on stdout, warn and error on stderr.`;
+
 /** Serves the Mailgun webhook until SIGINT (Deno Deploy's stop signal) or SIGTERM. */
-async function main(): Promise<void> {
+async function main(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (args.length > 0) {
+    console.error(`Unknown argument ${args[0]}: the service takes no arguments.\n\n${USAGE}`);
+    Deno.exit(2);
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -55,7 +70,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   try {
-    await main();
+    await main(Deno.args);
   } catch (error) {
     console.error(`Start-up failed: ${(error as Error).message}`);
     Deno.exit(1);

@@ -3,8 +3,23 @@ import { ConfigError, readEnv } from "../config/read_env.ts";
 import { connectPostgres } from "../db/connect_postgres.ts";
 import { migrate } from "../db/migrate.ts";
 
+const USAGE = `Usage: deno task migrate
+
+Applies the migrations in migrations/ not applied yet to the database of DATABASE_URL, in name order
+(Deno Deploy runs it as the pre-deploy command). Safe to run twice, or twice at once: a second run
+waits for the first (and says so every 10 s). Gives up when the database does not answer the connect
+within 10 s or a statement within 60 s; concurrent index builds have no bound and report every 30 s.`;
+
 /** `deno task migrate`: applies migrations/ to DATABASE_URL (the pre-deploy step). */
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (Deno.args.length > 0) {
+    console.error(`Unknown argument ${Deno.args[0]}.\n\n${USAGE}`);
+    Deno.exit(2);
+  }
   let settings;
   try {
     settings = loadDatabaseSettings(readEnv());

@@ -12,9 +12,13 @@ and prints the rows it returns. For example:
 
 /** `deno task sql`: one statement on the database the service uses, without needing psql. */
 async function main(args: string[]): Promise<number> {
-  if (args.length !== 1 || args[0].trim() === "" || args[0] === "--help" || args[0] === "-h") {
+  if (args[0] === "--help" || args[0] === "-h") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.length !== 1 || args[0].trim() === "") {
     console.error(USAGE);
-    return args[0] === "--help" || args[0] === "-h" ? 0 : 2;
+    return 2;
   }
   let db;
   try {
