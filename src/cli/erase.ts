@@ -9,7 +9,8 @@ Erases one person's data from the audit trail (email_events), for an erasure req
 the message headers (all but the message-id), the envelope's addresses, the stored message's URL and
 key, and the address wherever else an event holds it. The entries themselves stay (type, times,
 reason). Works on the service's database (DATABASE_URL, else the embedded one, running or not).
-Matching is case-insensitive; running it again erases nothing more.`;
+Matching is case-insensitive; running it again erases nothing more. Gives up when the database does not
+answer the connect within 10 s or the erasure within 60 s (cancelled; run it again).`;
 
 /** `deno task erase`: an erasure request, on the database the service uses. */
 async function main(args: string[]): Promise<number> {
@@ -43,5 +44,6 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exits at once: a socket still connecting to a silent database must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadDatabaseSettings } from "../config/database_settings.ts";
 import { ConfigError, readEnv } from "../config/read_env.ts";
+import { DatabaseUnavailableError } from "../db/database_errors.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
 import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
@@ -15,7 +16,8 @@ Reads Mailgun's delivered, failed and complained events of the window in which t
 without a final status were sent (between --min-age and --max-age ago), page by page, and applies those
 of these rows exactly as the webhook would. --api events uses Mailgun's deprecated Events API instead of
 its Logs API; --dry-run reports what would be applied and writes nothing.
-Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu.`;
+Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu. Gives up when the
+database does not answer the connect within 10 s or a statement within 60 s.`;
 
 /** `deno task reconcile`: repairs what Mailgun never delivered. Exits non-zero on any failure. */
 async function main(args: string[]): Promise<number> {
@@ -78,7 +80,7 @@ async function main(args: string[]): Promise<number> {
     console.error(
       schema.state === "behind"
         ? `Reconcile failed: the database lacks migrations ${schema.missing.join(", ")}: run deno task migrate first.`
-        : `Reconcile failed: the database did not answer: ${(schema.error as Error)?.message}`,
+        : `Reconcile failed: the database at ${db.host} did not answer: ${(schema.error as Error)?.message}`,
     );
     return 1;
   }
@@ -93,7 +95,11 @@ async function main(args: string[]): Promise<number> {
   try {
     summary = await reconcile(db.sql, mailgun, { ...config, dryRun }, (line) => console.log(line));
   } catch (error) {
-    console.error(`Reconcile failed: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    const where = error instanceof DatabaseUnavailableError && !message.includes(db.host)
+      ? ` (the database at ${db.host})`
+      : "";
+    console.error(`Reconcile failed: ${message}${where}`);
     return 1;
   } finally {
     await db.close();
@@ -136,5 +142,6 @@ function ago(ms: number): string {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exits at once: a socket still connecting to a silent database must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }

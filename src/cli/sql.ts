@@ -5,7 +5,8 @@ import { openToolDatabase } from "../db/open_tool_database.ts";
 const USAGE = `Usage: deno task sql "<one SQL statement>"
 
 Runs one statement on the service's database (DATABASE_URL, else the embedded one, running or not)
-and prints the rows it returns. For example:
+and prints the rows it returns. Gives up when the database does not answer the connect within 10 s, or
+the statement within 60 s (it is cancelled); use psql for longer work. For example:
 
   deno task sql "insert into documents (email_message_id, email_status) values ('<id@mg.example.com>', 'SENT') returning id"
   deno task sql "select type, event_timestamp, reason from email_events where document_id = 1 order by event_timestamp"`;
@@ -42,5 +43,6 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exits at once: a socket still connecting to a silent database must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }
