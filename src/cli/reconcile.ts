@@ -9,13 +9,17 @@ import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts
 import { createMailgunLogsClient } from "../reconcile/mailgun_logs_client.ts";
 import { reconcile, type ReconcileSummary } from "../reconcile/reconcile.ts";
 import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
+import { progressWriter } from "../reconcile/reconcile_progress.ts";
 
 const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 10000] [--api logs|events] [--dry-run]
+                          [--progress]
 
 Reads Mailgun's delivered, failed and complained events of the window in which the documents and tenants
 without a final status were sent (between --min-age and --max-age ago), page by page, and applies those
 of these rows exactly as the webhook would. --api events uses Mailgun's deprecated Events API instead of
-its Logs API; --dry-run reports what would be applied and writes nothing.
+its Logs API; --dry-run reports what would be applied and writes nothing. On a terminal, a line on stderr
+shows the progress (pages, events read, rows' events found, applied); --progress prints it there as one
+line per page even when stderr is not a terminal.
 Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu. Gives up when the
 database does not answer the connect within 10 s or a statement within 60 s.`;
 
@@ -31,6 +35,7 @@ async function main(args: string[]): Promise<number> {
         limit: { type: "string" },
         api: { type: "string" },
         "dry-run": { type: "boolean" },
+        progress: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -55,17 +60,19 @@ async function main(args: string[]): Promise<number> {
     console.error(`Configuration error: ${error.message}`);
     return 1;
   }
+  const dryRun = parsed.values["dry-run"] === true;
+  const progress = progressWriter(Deno.stderr, parsed.values.progress === true, dryRun);
   let retries = 0;
   const backoff: BackoffOptions = {
     ...config.backoff,
     onRetry(reason, delayMs) {
       retries++;
+      progress.done();
       console.log(`  Mailgun answered ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
     },
   };
   const client = { baseUrl: config.baseUrl, apiKey: config.apiKey, domain: config.domain, backoff };
   const mailgun = config.api === "events" ? createMailgunEventsClient(client) : createMailgunLogsClient(client);
-  const dryRun = parsed.values["dry-run"] === true;
   let db;
   try {
     db = await openToolDatabase(loadDatabaseSettings(readEnv()));
@@ -93,8 +100,12 @@ async function main(args: string[]): Promise<number> {
   );
   let summary: ReconcileSummary;
   try {
-    summary = await reconcile(db.sql, mailgun, { ...config, dryRun }, (line) => console.log(line));
+    summary = await reconcile(db.sql, mailgun, { ...config, dryRun, onPage: progress.onPage }, (line) => {
+      progress.done();
+      console.log(line);
+    });
   } catch (error) {
+    progress.done();
     const message = (error as Error).message;
     const where = error instanceof DatabaseUnavailableError && !message.includes(db.host)
       ? ` (the database at ${db.host})`
@@ -104,6 +115,7 @@ async function main(args: string[]): Promise<number> {
   } finally {
     await db.close();
   }
+  progress.done();
   printSummary(summary, retries, dryRun);
   return summary.failed > 0 ? 1 : 0;
 }
