@@ -2,6 +2,8 @@ import { ConfigError } from "./src/config/read_env.ts";
 import { type Config, loadConfig } from "./src/config/service_config.ts";
 import { SHUTDOWN_DEADLINE_MS } from "./src/http/drain_requests.ts";
 import { log } from "./src/reporting/log.ts";
+import { runtimeCron } from "./src/scheduling/cron_scheduler.ts";
+import { describeScheduledWork, type JobContext, registerScheduledJobs } from "./src/scheduling/scheduled_jobs.ts";
 import { startService } from "./src/start_service.ts";
 
 const USAGE = `Usage: deno task start
@@ -10,6 +12,13 @@ Serves the Mailgun webhook (POST /v1/mailgun/webhook, GET /healthz) until SIGINT
 Configured by environment variables only (README, "Configuration"): DATABASE_URL (unset: the embedded
 development database in .pglite/, migrated on the spot), MAILGUN_WEBHOOK_SIGNING_KEY, PORT (default 8000).
 Logs one JSON line per event: info on stdout, warn and error on stderr.`;
+
+// Deno Deploy finds Deno.cron jobs by evaluating the entrypoint's top level before the server starts, and runs
+// each once per schedule for the timeline: they are registered here and wait for the service. Without Deno.cron
+// (deno task start), the service prunes on its own timer and reconcile is run by hand.
+const cron = runtimeCron();
+const jobContext = Promise.withResolvers<JobContext>();
+if (import.meta.main && cron !== undefined) registerScheduledJobs(cron, () => jobContext.promise);
 
 /** Serves the Mailgun webhook until SIGINT (Deno Deploy's stop signal) or SIGTERM. */
 async function main(args: string[]): Promise<void> {
@@ -33,7 +42,7 @@ async function main(args: string[]): Promise<void> {
   }
   let service;
   try {
-    service = await startService(config);
+    service = await startService(config, { pruneOnTimer: cron === undefined });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       console.error(
@@ -44,6 +53,13 @@ async function main(args: string[]): Promise<void> {
     }
     throw error;
   }
+  jobContext.resolve({
+    sql: service.sql,
+    window: { maxAgeSeconds: config.signatureMaxAgeSeconds, maxFutureSeconds: config.signatureMaxFutureSeconds },
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+  });
+  const scheduled = describeScheduledWork(cron !== undefined);
+  log(scheduled.level, "scheduled work", scheduled.fields);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

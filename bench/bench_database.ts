@@ -60,10 +60,10 @@ export async function seedDocuments(sql: Sql, from: number, to: number): Promise
  */
 export async function seedTokens(sql: Sql, count: number, hours: number): Promise<void> {
   await sql`
-    insert into webhook_tokens (token, body_hash, signed_at, consumed_at, slot)
-    select 'seed-' || lpad(g::text, 10, '0'), sha256(int4send(g)), t, t, webhook_token_slot(t)
+    insert into mailgun_webhook.tokens (token, body_hash, signed_at, consumed_at, slot)
+    select 'seed-' || lpad(g::text, 10, '0'), sha256(int4send(g)), t, t, mailgun_webhook.token_slot(t)
     from generate_series(1, ${count}::int) g,
          lateral (select now() - make_interval(secs => ${hours * 3600}::float8 * (1 - g::float8 / ${count}::int))) s(t)
   `;
-  await sql`vacuum analyze webhook_tokens`;
+  await sql`vacuum analyze mailgun_webhook.tokens`;
 }

@@ -93,7 +93,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     console.log(`small tables: ${small.rps.toFixed(0)} events/s, p99 ${small.p99.toFixed(2)} ms`);
 
     const seedStarted = performance.now();
-    await database.sql`truncate webhook_tokens`;
+    await database.sql`truncate mailgun_webhook.tokens`;
     await seedDocuments(database.sql, SMALL_DOCUMENTS + 1, large);
     await seedTokens(database.sql, large, TOKEN_SPAN_HOURS);
     await database.sql`checkpoint`;
@@ -116,7 +116,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     // drive), once webhooks are seen arriving.
     await database.resetDocuments();
     await writeSignedBodies(bodiesFile, key, BODIES, large);
-    const [{ n: tokensBefore }] = await database.sql`select count(*)::int as n from webhook_tokens`;
+    const [{ n: tokensBefore }] = await database.sql`select count(*)::int as n from mailgun_webhook.tokens`;
     let driveEnded = false;
     const driving = driveMeasured(service, WEBHOOK_PATH, bodiesFile, CONNECTIONS, options.durationMs)
       .finally(() => driveEnded = true);
@@ -131,7 +131,7 @@ export async function runScaleBench(adminUrl: string, options: BenchOptions): Pr
     const pruneMs = performance.now() - pruneStarted;
     const covered = arriving && !driveEnded;
     const drive = await driving;
-    const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from webhook_tokens`;
+    const [{ n: tokensAfter }] = await database.sql`select count(*)::int as n from mailgun_webhook.tokens`;
     // The same drive again, without pruning: what the machine gave at that moment.
     const [control] = await rounds(service, large, 1);
     await service.stop();
@@ -210,7 +210,7 @@ function scaleTargets(
 async function untilTokensArrive(sql: Sql, timeoutMs: number): Promise<boolean> {
   const inserted = async () => {
     const [row] = await sql`
-      select coalesce(sum(n_tup_ins), 0)::float8 as n from pg_stat_user_tables where relname like 'webhook_tokens_%'
+      select coalesce(sum(n_tup_ins), 0)::float8 as n from pg_stat_user_tables where schemaname = 'mailgun_webhook' and relname like 'tokens\_%'
     `;
     return row.n as number;
   };

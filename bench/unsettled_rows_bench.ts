@@ -17,8 +17,10 @@
  * `deno task bench-unsettled --documents 200000` for a quicker run.
  */
 import postgres from "postgres";
+import { z } from "zod";
+import { textVariable } from "../src/config/env_variables.ts";
 import { readEnv } from "../src/config/read_env.ts";
-import { findUnsettledRows } from "../src/db/find_unsettled_rows_query.ts";
+import { findUnsettledRows, type UnsettledRow } from "../src/db/find_unsettled_rows_query.ts";
 import { migrate, MIGRATIONS_DIR } from "../src/db/migrate.ts";
 
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
@@ -51,7 +53,7 @@ async function median(fn: () => Promise<unknown>): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(RUNS / 2)];
 }
 
-const adminUrl = readEnv().text("DATABASE_URL");
+const adminUrl = readEnv(z.object({ DATABASE_URL: textVariable() })).DATABASE_URL;
 if (!adminUrl) {
   console.error("DATABASE_URL must name a PostgreSQL server (a scratch database is created beside it).");
   Deno.exit(2);
@@ -133,14 +135,14 @@ try {
       limit 1000
     `
   );
-  const pageMs = await median(() => findUnsettledRows(sql, "documents", 0, PAGE));
+  const pageMs = await median(() => findUnsettledRows(sql, "documents", null, PAGE));
   let rowsSeen = 0;
   const passMs = await median(async () => {
     rowsSeen = 0;
     for (const table of ["documents", "tenants"] as const) {
-      let afterId = 0;
+      let afterId: string | null = null;
       while (true) {
-        const rows = await findUnsettledRows(sql, table, afterId, PAGE);
+        const rows: UnsettledRow[] = await findUnsettledRows(sql, table, afterId, PAGE);
         rowsSeen += rows.length;
         if (rows.length < PAGE) break;
         afterId = rows[rows.length - 1].id;
@@ -149,7 +151,7 @@ try {
   });
   const [plan] = await sql`
     explain (format json) select id, email_message_id, email_status from documents
-    where email_status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
+    where mailgun_webhook.status_rank(email_status) < 2 and nullif(btrim(email_message_id, ' <>'), '') is not null
       and id > 0 order by id limit 1000
   `;
   const planNode = (plan["QUERY PLAN"] as { Plan: { Plans?: { "Node Type": string; "Index Name"?: string }[] } }[])[0]

@@ -3,15 +3,22 @@ import { createBatchWriter } from "./batch_writer/batch_writer.ts";
 import { loadDevSigningKey } from "./config/dev_signing_key.ts";
 import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "./config/embedded_files.ts";
 import type { Config } from "./config/service_config.ts";
-import { checkDatabaseAtStart } from "./db/check_database_at_start.ts";
+import { checkDatabaseAtStart, logStandIns } from "./db/check_database_at_start.ts";
 import { connectPostgres } from "./db/connect_postgres.ts";
+import { createHostSchemaMonitor, HostSchemaProblemsError } from "./db/host_schema_monitor.ts";
 import { migrate } from "./db/migrate.ts";
 import { shippedMigrations } from "./db/schema_status.ts";
+import { findStandInTables } from "./db/stand_in_tables_query.ts";
 import { createHandler } from "./http/create_handler.ts";
 import { drainable, SHUTDOWN_BUDGET_MS, within } from "./http/drain_requests.ts";
 import { importSigningKeys } from "./mailgun/verify_signature.ts";
 import { startTokenPruner } from "./pruning/token_pruner.ts";
 import { log } from "./reporting/log.ts";
+
+/** How often, at most, the API's schema is checked again (it serves /healthz, which is polled). */
+const HOST_SCHEMA_CHECK_EVERY_MS = 60_000;
+/** After a webhook the schema refused, the check runs again, at most once in this time. */
+const HOST_SCHEMA_RECHECK_ON_REFUSAL_MS = 5_000;
 
 /** A running service. */
 interface Service {
@@ -24,9 +31,11 @@ interface Service {
 
 /**
  * Opens the database (the embedded one when DATABASE_URL is unset, migrated
- * on the spot), imports the signing keys once, and serves.
+ * on the spot), imports the signing keys once, and serves. Prunes consumed
+ * tokens on its own timer unless `options.pruneOnTimer` is false (Deno.cron
+ * does it: src/scheduling/scheduled_jobs.ts).
  */
-export async function startService(config: Config): Promise<Service> {
+export async function startService(config: Config, options: { pruneOnTimer?: boolean } = {}): Promise<Service> {
   const embedded = config.databaseUrl === undefined ? await openEmbeddedDatabase(EMBEDDED_DATABASE_DIR) : undefined;
   const sql = connectPostgres(embedded?.url ?? config.databaseUrl!, {
     // PGlite has a single session: one connection, one statement at a time.
@@ -44,6 +53,8 @@ export async function startService(config: Config): Promise<Service> {
         dir: EMBEDDED_DATABASE_DIR,
         migrations_applied: applied,
       });
+      const standIns = await findStandInTables(sql, config.dbQueryTimeoutMs);
+      if (standIns.length > 0) logStandIns(standIns, "embedded");
       if (keys.length === 0) {
         const dev = await loadDevSigningKey(EMBEDDED_DATABASE_DIR);
         keys = [dev.key];
@@ -54,6 +65,16 @@ export async function startService(config: Config): Promise<Service> {
         });
       }
     }
+    // A schema that would refuse statuses is refused at start, when the database answers within the
+    // connect timeout; when it does not, the service starts as before, and the check runs again when
+    // /healthz (or a refused webhook) finds the database up: from then on /healthz says 503.
+    const hostSchema = createHostSchemaMonitor(sql, {
+      maxAgeMs: HOST_SCHEMA_CHECK_EVERY_MS,
+      refusalRecheckMs: HOST_SCHEMA_RECHECK_ON_REFUSAL_MS,
+      timeoutMs: config.dbConnectTimeoutMs,
+    });
+    const refusing = await hostSchema.refusing();
+    if (refusing !== undefined && refusing.length > 0) throw new HostSchemaProblemsError(refusing);
     const window = { maxAgeSeconds: config.signatureMaxAgeSeconds, maxFutureSeconds: config.signatureMaxFutureSeconds };
     const writer = createBatchWriter(sql, {
       maxBatch: config.batchMax,
@@ -62,6 +83,8 @@ export async function startService(config: Config): Promise<Service> {
       lockTimeoutMs: config.dbLockTimeoutMs,
       deadlineMs: config.webhookDeadlineMs,
       maxQueued: config.batchQueueMax,
+      // A refusal says the schema changed since the last check: look again soon, so that the log says what to change.
+      onSchemaRefused: () => hostSchema.afterRefusal(),
     });
     const requests = drainable(createHandler({
       signingKeys: importSigningKeys(keys),
@@ -73,9 +96,12 @@ export async function startService(config: Config): Promise<Service> {
       sql,
       healthTimeoutMs: config.dbQueryTimeoutMs,
       migrations,
+      hostSchema,
     }));
     if (!embedded) void checkDatabaseAtStart(sql, migrations, config.databaseUrl!, config.dbConnectTimeoutMs);
-    const stopPruner = startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
+    const stopPruner = options.pruneOnTimer === false
+      ? () => {}
+      : startTokenPruner(sql, window, { firstDelayMs: config.tokenPruneFirstDelayMs });
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({ port: config.port, hostname: config.hostname, onListen }, requests.handler);
     const addr = await listening;

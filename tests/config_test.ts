@@ -4,6 +4,8 @@ import { DEFAULT_SIGNATURE_MAX_AGE_SECONDS, loadConfig } from "../src/config/ser
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 const DB = "postgres://u:secret-password@db.example:5432/app";
+/** As long as Mailgun's (32 characters). */
+const KEY = "0123456789abcdef0123456789abcdef";
 
 function errorOf(vars: Record<string, string>): string {
   try {
@@ -22,7 +24,7 @@ Deno.test("defaults: embedded database, no key, port 8000, 24 h / 5 min window, 
   assert.equal(config.port, 8000);
   // Development (embedded database, announced key) listens on loopback only; production on every interface.
   assert.equal(config.hostname, "127.0.0.1");
-  assert.equal(loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k" })).hostname, "0.0.0.0");
+  assert.equal(loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: KEY })).hostname, "0.0.0.0");
   assert.equal(config.signatureMaxAgeSeconds, DEFAULT_SIGNATURE_MAX_AGE_SECONDS);
   assert.equal(config.signatureMaxAgeSeconds, 86_400);
   assert.equal(config.signatureMaxFutureSeconds, 300);
@@ -31,8 +33,8 @@ Deno.test("defaults: embedded database, no key, port 8000, 24 h / 5 min window, 
 });
 
 Deno.test("several keys separated by commas, spaces trimmed", () => {
-  const config = loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: " new-key , old-key ,," }));
-  assert.deepEqual(config.signingKeys, ["new-key", "old-key"]);
+  const config = loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: ` ${KEY}-new , ${KEY}-old ,,` }));
+  assert.deepEqual(config.signingKeys, [`${KEY}-new`, `${KEY}-old`]);
 });
 
 Deno.test("DATABASE_URL without a signing key stops start-up, naming the variable", () => {
@@ -44,7 +46,7 @@ Deno.test("Deno Deploy refuses the embedded database", () => {
   assert.match(errorOf({ DENO_DEPLOY: "1" }), /^DATABASE_URL is required on Deno Deploy/);
   assert.match(errorOf({ DENO_DEPLOYMENT_ID: "abc" }), /^DATABASE_URL/);
   assert.equal(
-    loadConfig(env({ DENO_DEPLOY: "1", DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k" })).databaseUrl,
+    loadConfig(env({ DENO_DEPLOY: "1", DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: KEY })).databaseUrl,
     DB,
   );
 });
@@ -63,9 +65,26 @@ Deno.test("bad values name their variable, one line, never the database password
     [{ DB_PREPARE: "maybe" }, /^DB_PREPARE /],
     [{ BATCH_MAX: "none" }, /^BATCH_MAX /],
     [{ BATCH_IN_FLIGHT: "-3" }, /^BATCH_IN_FLIGHT /],
-    [{ DATABASE_URL: "mysql://u:secret-password@h/db", MAILGUN_WEBHOOK_SIGNING_KEY: "k" }, /^DATABASE_URL /],
-    [{ DATABASE_URL: "not a url secret-password", MAILGUN_WEBHOOK_SIGNING_KEY: "k" }, /^DATABASE_URL /],
+    [{ DATABASE_URL: "mysql://u:secret-password@h/db", MAILGUN_WEBHOOK_SIGNING_KEY: KEY }, /^DATABASE_URL /],
+    [{ DATABASE_URL: "not a url secret-password", MAILGUN_WEBHOOK_SIGNING_KEY: KEY }, /^DATABASE_URL /],
     [{ MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: "," }, /^MAILGUN_PARENT_WEBHOOK_SIGNING_KEY /],
+    [
+      { PGSSLMODE: "requir" },
+      /^PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full \(got "requir"\)\.$/,
+    ],
+    [
+      { DATABASE_URL: `${DB}?sslmode=requir`, MAILGUN_WEBHOOK_SIGNING_KEY: KEY },
+      /^DATABASE_URL has sslmode="requir", /,
+    ],
+    [
+      { DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "x" },
+      /^MAILGUN_WEBHOOK_SIGNING_KEY holds a key shorter than 16/,
+    ],
+    [
+      { MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: `${KEY},short-key` },
+      /^MAILGUN_PARENT_WEBHOOK_SIGNING_KEY holds a key shorter/,
+    ],
+    [{ TOKEN_PRUNE_FIRST_DELAY_MS: "soon" }, /^TOKEN_PRUNE_FIRST_DELAY_MS must be a whole number from 0 to 86400000 /],
   ];
   for (const [vars, pattern] of cases) {
     const message = errorOf(vars);
@@ -94,7 +113,63 @@ Deno.test("tolerances can be overridden", () => {
 
 Deno.test("LISTEN_HOST sets the address; HOSTNAME (a container's name under Docker and Kubernetes) is ignored", () => {
   assert.equal(loadConfig(env({ HOSTNAME: "some-container" })).hostname, "127.0.0.1");
-  const production = { DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: "k", HOSTNAME: "some-container" };
+  const production = { DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: KEY, HOSTNAME: "some-container" };
   assert.equal(loadConfig(env(production)).hostname, "0.0.0.0");
   assert.equal(loadConfig(env({ ...production, LISTEN_HOST: "127.0.0.1" })).hostname, "127.0.0.1");
+});
+
+Deno.test("the messages keep their form: the variable, what was expected, and the value unless it is secret", () => {
+  assert.equal(errorOf({ PORT: "eighty" }), 'PORT must be a whole number from 0 to 65535 (got "eighty").');
+  assert.equal(errorOf({ DB_PREPARE: "Maybe" }), 'DB_PREPARE must be true or false (got "maybe").');
+  assert.equal(
+    errorOf({ DATABASE_URL: "mysql://u:secret-password@h/db", MAILGUN_WEBHOOK_SIGNING_KEY: KEY }),
+    "DATABASE_URL must start with postgres:// or postgresql:// (got mysql://).",
+  );
+  assert.equal(
+    errorOf({ MAILGUN_WEBHOOK_SIGNING_KEY: " , " }),
+    "MAILGUN_WEBHOOK_SIGNING_KEY holds no key (expected one key, or several separated by commas).",
+  );
+  // A key is never quoted, even a wrong one.
+  const short = errorOf({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: `${KEY},abcdefghijklmno` });
+  assert.ok(!short.includes("abcdefghijklmno"), short);
+  assert.ok(!short.includes(KEY), short);
+});
+
+Deno.test("PGSSLMODE and the URL's sslmode take only PostgreSQL's values, PGSSLMODE in any case", () => {
+  for (const mode of ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]) {
+    const vars = { DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: KEY, PGSSLMODE: mode.toUpperCase() };
+    assert.equal(loadConfig(env(vars)).sslMode, mode);
+    assert.equal(loadConfig(env({ ...vars, PGSSLMODE: "", DATABASE_URL: `${DB}?sslmode=${mode}` })).sslMode, undefined);
+  }
+  for (const typo of ["requir", "required", "true", "on", "verify_full"]) {
+    assert.match(errorOf({ PGSSLMODE: typo }), /^PGSSLMODE must be one of /, typo);
+    const inUrl = errorOf({ DATABASE_URL: `${DB}?sslmode=${typo}`, MAILGUN_WEBHOOK_SIGNING_KEY: KEY });
+    assert.match(inUrl, /^DATABASE_URL has sslmode="/, typo);
+    assert.ok(!inUrl.includes("secret-password"));
+  }
+});
+
+Deno.test("a signing key too short to be Mailgun's stops start-up, with or without a database", () => {
+  for (const key of ["x", "changeme", "fifteen-chars-x"]) {
+    assert.match(errorOf({ MAILGUN_WEBHOOK_SIGNING_KEY: key }), /^MAILGUN_WEBHOOK_SIGNING_KEY holds a key shorter/);
+  }
+  // Mailgun's formats pass: 32 hex characters, or key- and 32 characters (older accounts).
+  for (const key of [KEY, "key-0p6mqbf74lb20gzq9f4dhpn9rg3zyk26", "sixteen-chars-xx"]) {
+    assert.deepEqual(loadConfig(env({ DATABASE_URL: DB, MAILGUN_WEBHOOK_SIGNING_KEY: key })).signingKeys, [key]);
+  }
+});
+
+Deno.test("every variable read has a default: an empty environment gives the documented values", () => {
+  const config = loadConfig(env({}));
+  assert.deepEqual(
+    [config.bodyTimeoutMs, config.dbConnectTimeoutMs, config.dbQueryTimeoutMs, config.dbLockTimeoutMs],
+    [10_000, 3_000, 5_000, 1_000],
+  );
+  assert.deepEqual(
+    [config.webhookDeadlineMs, config.dbPoolMax, config.batchMax, config.batchInFlight, config.batchQueueMax],
+    [6_000, 8, 128, 1, 10_000],
+  );
+  assert.equal(config.tokenPruneFirstDelayMs, 30_000);
+  assert.deepEqual(config.parentSigningKeys, []);
+  assert.equal(config.sslMode, undefined);
 });

@@ -9,7 +9,7 @@ import { eventData, post, signedBody } from "./helpers/mailgun.ts";
 import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
 
 async function serviceOn(databaseUrl: string) {
-  const key = "k";
+  const key = "database-failure-test-key";
   const config = loadConfig((name) =>
     ({
       DATABASE_URL: databaseUrl,
@@ -103,7 +103,8 @@ Deno.test("a statement that fails half-way writes nothing and leaves the token f
     // The 503's log line carries the database's own code and message.
     assert.equal(svc.logs.at(-1)!.error_code, "P0001");
     assert.equal(svc.logs.at(-1)!.error_message, "injected failure");
-    const [tokens] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${signature.token}`;
+    const [tokens] = await svc
+      .sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${signature.token}`;
     assert.equal(tokens.n, 0, "the token was consumed by a rolled-back attempt");
     assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT");
     assert.equal((await rowState(svc.sql, "documents", id)).events.length, 0);
@@ -143,7 +144,8 @@ Deno.test("a statement slower than DB_QUERY_TIMEOUT_MS: 503 (in time on PostgreS
     // the bound can only be measured against a database in another process.
     if (svc.db.kind === "postgres") assert.ok(ms < 2000, `took ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    const [tokens] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${signature.token}`;
+    const [tokens] = await svc
+      .sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${signature.token}`;
     const state = await rowState(svc.sql, "documents", id);
     // PostgreSQL cancels the statement; whether it was cancelled or finished, it is all or nothing.
     const written = [tokens.n === 1, state.events.length === 1, state.status === "DELIVERED"];
@@ -160,13 +162,13 @@ Deno.test("a statement slower than DB_QUERY_TIMEOUT_MS: 503 (in time on PostgreS
 Deno.test("a database without the schema: 503, and the log line says to run deno task migrate", async () => {
   const svc = await startTestService();
   try {
-    await svc.sql.unsafe(`drop function webhook_body_hash(jsonb)`);
+    await svc.sql.unsafe(`drop function mailgun_webhook.body_hash(jsonb)`);
     const { body } = signedBody(svc.key, eventData("delivered", newMessageId()));
     assert.equal((await post(svc.url, body)).status, 503);
     const line = svc.logs.at(-1)!;
     assert.equal(line.outcome, "unavailable");
     assert.equal(line.error_code, "42883");
-    assert.match(String(line.error_message), /webhook_body_hash/);
+    assert.match(String(line.error_message), /body_hash/);
     assert.match(String(line.hint), /deno task migrate/);
   } finally {
     await svc.close();

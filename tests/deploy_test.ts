@@ -1,7 +1,6 @@
 /** What Deno Deploy reads from the project, what the URL's sslmode does, and what tasks read from `.env`. */
 import assert from "node:assert/strict";
 import { loadDatabaseSettings } from "../src/config/database_settings.ts";
-import { readEnv } from "../src/config/read_env.ts";
 import { loadConfig } from "../src/config/service_config.ts";
 import { connectPostgres, sslFallback } from "../src/db/connect_postgres.ts";
 import { copy } from "./helpers/copy_project.ts";
@@ -19,6 +18,30 @@ Deno.test("deno.json declares the Deploy build: install, migrate before each tim
   assert.ok(!config.deploy.runtime.args, "Deploy passes arguments to main.ts, never runtime flags");
   // Deploy takes no flags: a start task with V8 settings would measure and run what production never does.
   assert.doesNotMatch(config.tasks.start.command, /--v8-flags/);
+});
+
+Deno.test("pre-deploy: migrate names the timeline and database it migrates; without DATABASE_URL it names the context", async () => {
+  // Deno Deploy gives the pre-deploy command the timeline in DENO_TIMELINE (docs.deno.com/deploy/reference/builds).
+  const missing = await run(["task", "migrate"], { env: { DENO_TIMELINE: "git-branch/feature" } });
+  assert.equal(missing.code, 1);
+  assert.match(
+    missing.stderr,
+    /DATABASE_URL did not reach the pre-deploy command of timeline git-branch\/feature: set it in the app's Development context/,
+  );
+  const db = await createTestDatabase();
+  try {
+    const migrated = await run(["task", "migrate"], { env: { DATABASE_URL: db.url, DENO_TIMELINE: "production" } });
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const target = new URL(db.url);
+    assert.ok(
+      migrated.stdout.includes(
+        `Migrating ${target.hostname}:${target.port}${target.pathname} (Deno Deploy timeline production)`,
+      ),
+      migrated.stdout,
+    );
+  } finally {
+    await db.drop();
+  }
 });
 
 Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: never plain text instead", async () => {
@@ -45,10 +68,12 @@ Deno.test("sslmode=require in DATABASE_URL, or PGSSLMODE=require, demands TLS: n
 
 Deno.test("PGSSLMODE (set by Deploy for linked databases) applies when the URL names no sslmode", () => {
   const url = "postgres://u:p@db.example:5432/app";
-  const settings = (vars: Record<string, string>) => loadDatabaseSettings(readEnv((name) => vars[name]));
+  const settings = (vars: Record<string, string>) => loadDatabaseSettings((name) => vars[name]);
   assert.equal(settings({ DATABASE_URL: url, PGSSLMODE: " Require " }).sslMode, "require");
   assert.equal(
-    loadConfig((name) => ({ DATABASE_URL: url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PGSSLMODE: "require" })[name]).sslMode,
+    loadConfig((name) =>
+      ({ DATABASE_URL: url, MAILGUN_WEBHOOK_SIGNING_KEY: "deploy-test-signing-key", PGSSLMODE: "require" })[name]
+    ).sslMode,
     "require",
   );
   assert.deepEqual(sslFallback(url, settings({}).sslMode), {});

@@ -62,10 +62,10 @@ Deno.test("deno task migrate on the API's existing tables leaves their rows and 
     // The message-id index exists and is valid.
     const indexes = await sql`
       select c.relname as name, i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid
-      where c.relname in ('documents_email_message_id_idx', 'tenants_email_message_id_idx') order by 1`;
+      where c.relname in ('mailgun_webhook_documents_message_id_idx', 'mailgun_webhook_tenants_message_id_idx') order by 1`;
     assert.deepEqual(indexes.map((r) => ({ ...r })), [
-      { name: "documents_email_message_id_idx", valid: true },
-      { name: "tenants_email_message_id_idx", valid: true },
+      { name: "mailgun_webhook_documents_message_id_idx", valid: true },
+      { name: "mailgun_webhook_tenants_message_id_idx", valid: true },
     ]);
   } finally {
     await sql.end();

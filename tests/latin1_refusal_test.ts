@@ -2,7 +2,8 @@
  * When the database refuses the event's data (SQLSTATE class 22 or 54; here a
  * character a LATIN1 database cannot hold), the answer is 406 and the token is
  * spent all the same, in every path: the same signature cannot then carry a
- * storable body. Real PostgreSQL only: PGlite is always UTF8.
+ * storable body, while a re-delivery of the same event gets 406 again. The
+ * LATIN1 test needs real PostgreSQL (PGlite is always UTF8).
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
@@ -32,7 +33,7 @@ async function createLatin1Database(): Promise<TestDatabase> {
 }
 
 async function tokenCount(svc: TestService, token: string): Promise<number> {
-  const [row] = await svc.sql`select count(*)::int as n from webhook_tokens where token = ${token}`;
+  const [row] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${token}`;
   return row.n;
 }
 
@@ -87,4 +88,41 @@ Deno.test({
       await db.drop();
     }
   },
+});
+
+Deno.test("an event the database refuses for its size (54000): 406, and a re-delivery however serialised gets 406 again", async () => {
+  const svc = await startTestService();
+  try {
+    // The database refusing an event for its size (54000, program_limit_exceeded), after it could read it:
+    // made to happen at will with a trigger on a marker, as a jsonb or index limit would.
+    await svc.sql.unsafe(`
+      create function test_refuse_marked() returns trigger language plpgsql as $$
+      begin
+        if new.event_data ? 'test-too-large' then
+          raise exception 'event-data too large' using errcode = '54000';
+        end if;
+        return new;
+      end
+      $$;
+      create trigger test_refuse_marked before insert on email_events
+        for each row execute function test_refuse_marked();
+    `);
+    const messageId = newMessageId();
+    const id = await insertRow(svc.sql, "documents", messageId);
+    const data = eventData("complained", messageId, { "test-too-large": true });
+    const { body, signature } = signedBody(svc.key, data);
+    const refused = await post(svc.url, body);
+    assert.equal(refused.status, 406, JSON.stringify(refused.json));
+    assert.equal(await tokenCount(svc, signature.token), 1);
+    // A genuine re-delivery: the same body, or the same event-data written otherwise, under the same signature.
+    assert.equal((await post(svc.url, body)).status, 406);
+    const respaced = JSON.stringify({ "event-data": data, signature }, null, 2);
+    assert.equal((await post(svc.url, respaced)).status, 406);
+    // The captured signature cannot carry another body.
+    const forged = signedBody(svc.key, eventData("complained", messageId), signature);
+    assert.equal((await post(svc.url, forged.body)).status, 401);
+    assert.equal((await rowState(svc.sql, "documents", id)).status, "SENT");
+  } finally {
+    await svc.close();
+  }
 });

@@ -13,13 +13,13 @@ Deno.test("deno task migrate: applies, is safe twice and twice at the same momen
     // PGlite has a single session, so two migrations at once can only be told apart on a real server.
     const first = db.kind === "postgres" ? await Promise.all([migrate(), migrate()]) : [await migrate()];
     for (const result of first) assert.equal(result.code, 0, result.stderr);
-    assert.equal(first.filter((r) => r.stdout.includes("Applied: 0001_email_tracking.sql")).length, 1);
+    assert.equal(first.filter((r) => r.stdout.includes("Applied: 0008_own_namespace.sql")).length, 1);
     const again = await migrate();
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Schema is up to date\./);
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
-      const [row] = await sql`select count(*)::int as n from schema_migrations`;
+      const [row] = await sql`select count(*)::int as n from mailgun_webhook.schema_migrations`;
       assert.equal(row.n, MIGRATIONS);
       // A row with only the two columns the API sets.
       await sql`insert into documents (email_message_id, email_status) values ('<a@b>', 'SENT')`;

@@ -34,7 +34,7 @@ async function withService(env: Record<string, string>, fn: (svc: TestService) =
 }
 
 Deno.test("a subaccount event whose parent-signature verifies is applied; its token is used once", async () => {
-  await withService({ MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: `other-parent,${PARENT_KEY}` }, async (svc) => {
+  await withService({ MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: `other-parent-signing-key,${PARENT_KEY}` }, async (svc) => {
     const messageId = newMessageId();
     const id = await insertRow(svc.sql, "documents", messageId);
     // The subaccount's own key is one we do not have: only the parent-signature can verify.

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { UnusableEventError } from "../src/mailgun/mailgun_errors.ts";
 import { NotStorableError, storableJson } from "../src/encoding/storable_json.ts";
 import { mapEvent } from "../src/mailgun/map_event.ts";
-import { bareMessageId, DERIVED_EVENT_ID_PREFIX, parseEventData } from "../src/mailgun/parse_event_data.ts";
+import { bareMessageId, parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { loadPayload } from "./helpers/mailgun.ts";
 
 Deno.test("Mailgun's example payloads parse to the right effect", () => {
@@ -36,16 +36,20 @@ Deno.test("event mapping: failed needs a known severity; other events are ignore
   }
 });
 
-Deno.test("ignored events need only an event name; an event without an id gets one from its event-data", () => {
+Deno.test("ignored events need only an event name; an id missing or null is no id (null)", () => {
   const parsed = parseEventData({ event: "opened", id: "x" });
   assert.equal(parsed.effect, null);
   assert.equal(parsed.id, "x");
+  assert.equal(parseEventData({ event: "opened" }).id, null);
   assert.throws(() => parseEventData({ id: "x" }), UnusableEventError);
   const { id: _id, ...withoutId } = loadPayload("failed-permanent");
-  const derived = parseEventData(withoutId);
-  assert.match(derived.id, new RegExp(`^${DERIVED_EVENT_ID_PREFIX}[0-9a-f]{64}$`));
-  assert.equal(parseEventData(structuredClone(withoutId)).id, derived.id);
-  assert.notEqual(parseEventData({ ...withoutId, reason: "old" }).id, derived.id);
+  for (const data of [withoutId, { ...withoutId, id: null }]) {
+    const parsed = parseEventData(data);
+    assert.equal(parsed.id, null, JSON.stringify(data.id));
+    assert.equal(parsed.effect?.status, "FAILED");
+    // Kept as sent: `"id": null` stays in the stored JSON, an absent id stays absent.
+    assert.deepEqual(JSON.parse(parsed.json), data);
+  }
 });
 
 Deno.test("payload quirks are accepted", () => {
@@ -61,11 +65,28 @@ Deno.test("payload quirks are accepted", () => {
       { reason: "old" },
       { flags: { "is-delayed-bounce": true } },
       { timestamp: "1770918175.5923693" },
+      { "user-variables": '{"invoice":"A-1"}' },
+      { "user-variables": null },
+      { "delivery-status": { code: "5.1.1", message: "x" } },
+      { "delivery-status": { code: 550 } },
+      { "delivery-status": {} },
+      { message: { headers: {} } },
       { "a-future-field": { nested: [1, 2, 3] } },
     ]
   ) {
     assert.ok(parseEventData({ ...base, ...quirk }).effect, JSON.stringify(quirk));
   }
+});
+
+Deno.test("a timestamp sent as a decimal string is read as the same number", () => {
+  const base = loadPayload("delivered");
+  const asNumber = parseEventData(base);
+  const asText = parseEventData({ ...base, timestamp: String(base.timestamp) });
+  assert.equal(typeof asText.timestamp, "number");
+  assert.equal(asText.timestamp, asNumber.timestamp);
+  assert.equal(parseEventData({ ...base, timestamp: "1770918175" }).timestamp, 1770918175);
+  // Kept as sent: the stored event-data still holds the text.
+  assert.equal(JSON.parse(asText.json).timestamp, String(base.timestamp));
 });
 
 Deno.test("message ids: angle brackets and spaces are stripped", () => {
@@ -106,32 +127,55 @@ Deno.test("a tracked event without a message id parses with messageId null; with
   assert.throws(() => parseEventData({ ...base, message: { headers: { "message-id": 7 } } }), UnusableEventError);
 });
 
-Deno.test("a refusal names the field and what was expected", () => {
-  const base = loadPayload("failed-permanent");
-  const cases: [Record<string, unknown>, RegExp][] = [
-    [{ ...base, event: 7 }, /^event-data is unusable: event: expected a string, got number\.$/],
-    [{ ...base, event: "" }, /^event-data is unusable: event: expected at least 1 character/],
-    [{ ...base, id: null }, /^event-data is unusable: id: expected a string, got null\.$/],
-    [{ ...base, id: "x".repeat(257) }, /^event-data is unusable: id: expected at most 256 characters\.$/],
-    [{ ...base, timestamp: "soon" }, /^event-data is unusable: timestamp: expected Unix seconds/],
-    [{ ...base, timestamp: -1 }, /^event-data is unusable: timestamp: expected Unix seconds from 0 to 253402300799\.$/],
-    [{ ...base, recipient: ["a"] }, /^event-data is unusable: recipient: expected a string, got an array\.$/],
-    [{ ...base, reason: "r".repeat(2049) }, /^event-data is unusable: reason: expected at most 2048 characters\.$/],
-    [{ ...base, message: "m" }, /^event-data is unusable: message: expected an object, got a string/],
+Deno.test("a refusal is zod's issue path and what was expected, never a value from the payload", () => {
+  const base = { ...loadPayload("failed-permanent"), recipient: "private.person@example.com" };
+  const ts = "expected Unix seconds \\(a number or a decimal string\\) from 0 to 253402300799\\.";
+  const cases: [unknown, RegExp][] = [
+    [undefined, /^event-data: expected an object, got undefined\.$/],
+    [["private.person@example.com"], /^event-data: expected an object, got an array\.$/],
+    ["private.person@example.com", /^event-data: expected an object, got a string\.$/],
+    [{ ...base, event: 7 }, /^event-data\.event: expected a string, got number\.$/],
+    [{ ...base, event: "" }, /^event-data\.event: expected at least 1 character/],
+    [{ ...base, id: 42 }, /^event-data\.id: expected a string, got number\.$/],
+    [{ ...base, id: "" }, /^event-data\.id: expected at least 1 character/],
+    [{ ...base, id: "x".repeat(257) }, /^event-data\.id: expected at most 256 characters\.$/],
+    [{ ...base, severity: "private.person@example.com" }, /^event-data\.severity: expected permanent or temporary/],
+    [{ ...base, timestamp: undefined }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: "soon" }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: "1e3" }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: true }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: -1 }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: 1e300 }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
+    [{ ...base, timestamp: "9".repeat(400) }, new RegExp(`^event-data\\.timestamp: ${ts}$`)],
     [
-      { ...base, message: { headers: [] } },
-      /^event-data is unusable: message\.headers: expected an object, got an array\.$/,
+      { ...base, recipient: ["private.person@example.com"] },
+      /^event-data\.recipient: expected a string, got an array\.$/,
     ],
+    [{ ...base, reason: "r".repeat(2049) }, /^event-data\.reason: expected at most 2048 characters\.$/],
+    [{ ...base, message: "m" }, /^event-data\.message: expected an object, got a string\.$/],
+    [{ ...base, message: { headers: [] } }, /^event-data\.message\.headers: expected an object, got an array\.$/],
     [
       { ...base, message: { headers: { "message-id": 7 } } },
-      /^event-data is unusable: message\.headers\.message-id: expected a string, got number\.$/,
+      /^event-data\.message\.headers\.message-id: expected a string, got number\.$/,
     ],
+    [{ ...base, "delivery-status": "private.person@example.com" }, /^event-data\.delivery-status: expected an object/],
+    [
+      { ...base, "delivery-status": { code: true } },
+      /^event-data\.delivery-status\.code: expected a number or a string/,
+    ],
+    [{ ...base, "user-variables": 5 }, /^event-data\.user-variables: expected an object, an array or JSON text\.$/],
   ];
   for (const [eventData, expected] of cases) {
     assert.throws(() => parseEventData(eventData), (error) => {
       assert.ok(error instanceof UnusableEventError);
       assert.match(error.message, expected);
+      assert.ok(!error.message.includes("private.person"), error.message);
       return true;
-    });
+    }, JSON.stringify(eventData)?.slice(0, 80));
   }
+});
+
+Deno.test("ignored events are not held to the tracked fields' shape", () => {
+  const parsed = parseEventData({ event: "opened", timestamp: "soon", "user-variables": 5, message: "m" });
+  assert.equal(parsed.effect, null);
 });

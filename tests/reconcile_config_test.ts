@@ -22,7 +22,7 @@ Deno.test("reconcile settings: required key and domain, region hosts, durations,
   const bad: [Record<string, string>, { minAge?: string; api?: string }, RegExp][] = [
     [{ MAILGUN_DOMAIN: "mg.example.com" }, {}, /MAILGUN_API_KEY is required/],
     [{ MAILGUN_API_KEY: "k" }, {}, /MAILGUN_DOMAIN/],
-    [{ ...base, MAILGUN_REGION: "asia" }, {}, /MAILGUN_REGION must be us or eu/],
+    [{ ...base, MAILGUN_REGION: "asia" }, {}, /MAILGUN_REGION must be one of us, eu \(got "asia"\)/],
     [{ ...base, MAILGUN_API_BASE_URL: "ftp://x" }, {}, /MAILGUN_API_BASE_URL/],
     [{ ...base, RECONCILE_MAX_ATTEMPTS: "0" }, {}, /RECONCILE_MAX_ATTEMPTS/],
     [base, { minAge: "an hour" }, /--min-age must be a duration/],

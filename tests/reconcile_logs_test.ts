@@ -227,7 +227,7 @@ Deno.test("Logs API: a dry run reports what it would apply and writes nothing", 
     const recorded = microsecondEvent("temporary", id, 300);
     assert.equal((await post(svc.url, signedBody(svc.key, recorded).body)).status, 200);
     mailgun.add(recorded, microsecondEvent("delivered", id, 200));
-    const [{ n: tokensBefore }] = await svc.sql`select count(*)::int as n from webhook_tokens`;
+    const [{ n: tokensBefore }] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens`;
     const lines: string[] = [];
     const dry = await reconcile(svc.sql, client(mailgun), { ...WIDE_OPEN, dryRun: true }, (l) => lines.push(l));
     assert.deepEqual([dry.eventsFound, dry.applied, dry.duplicates], [2, 1, 1]);
@@ -235,7 +235,7 @@ Deno.test("Logs API: a dry run reports what it would apply and writes nothing", 
     const state = await rowState(svc.sql, "documents", doc);
     assert.equal(state.status, "SENT");
     assert.equal(state.events.length, 1);
-    const [{ n: tokensAfter }] = await svc.sql`select count(*)::int as n from webhook_tokens`;
+    const [{ n: tokensAfter }] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens`;
     assert.equal(tokensAfter, tokensBefore, "no token spent");
 
     const real = await reconcile(svc.sql, client(mailgun), WIDE_OPEN);

@@ -1,4 +1,8 @@
-/** Misconfiguration speaks: /healthz and the start-up line say "unmigrated" or "unreachable". */
+/**
+ * Misconfiguration speaks: /healthz and the start-up line say "unmigrated" or
+ * "unreachable", and say when documents and tenants are stand-ins created by
+ * our own migration (the wrong database) rather than the API's tables.
+ */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { loadConfig } from "../src/config/service_config.ts";
@@ -14,7 +18,7 @@ async function serviceOn(databaseUrl: string) {
   const config = loadConfig((name) =>
     ({
       DATABASE_URL: databaseUrl,
-      MAILGUN_WEBHOOK_SIGNING_KEY: "k",
+      MAILGUN_WEBHOOK_SIGNING_KEY: "schema-status-test-key",
       PORT: "0",
       LISTEN_HOST: "127.0.0.1",
       DB_POOL_MAX: "1",
@@ -44,6 +48,16 @@ async function serviceOn(databaseUrl: string) {
   };
 }
 
+/** The first parsed log line whose msg matches, waiting for it at most 10 s. */
+async function waitForLine(logs: Record<string, unknown>[], msg: RegExp): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const found = logs.find((line) => msg.test(String(line.msg)));
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no log line ${msg} in: ${JSON.stringify(logs)}`);
+}
+
 async function health(url: string) {
   const response = await fetch(`${url}/healthz`);
   return { status: response.status, body: await response.json() };
@@ -62,15 +76,65 @@ Deno.test("unmigrated or behind: /healthz 503 'run deno task migrate' and a star
     assert.equal(before.body.database, "unmigrated");
     assert.match(before.body.error, /run deno task migrate/);
     await migrate(admin);
-    assert.deepEqual(await health(svc.service.url), { status: 200, body: { ok: true, database: "up" } });
+    // A fresh database has no API tables: the migration made stand-ins, and /healthz says so.
+    assert.deepEqual(await health(svc.service.url), {
+      status: 200,
+      body: { ok: true, database: "up", host_tables: "stand-in" },
+    });
     // Behind: a migration the service ships is not applied.
-    await admin`delete from schema_migrations where name = '0004_message_id_indexes.sql'`;
+    await admin`delete from mailgun_webhook.schema_migrations where name = '0010_host_indexes.sql'`;
     const behind = await health(svc.service.url);
     assert.equal(behind.status, 503);
     assert.match(behind.body.error, /run deno task migrate/);
   } finally {
     await admin.end();
     await svc.close();
+    await db.drop();
+  }
+});
+
+Deno.test("stand-ins (no API tables were found): a WARN start-up line, and /healthz says host_tables stand-in", async () => {
+  const svc = await startTestService();
+  try {
+    const line = await waitForLine(svc.logs, /created by this service's migration/);
+    assert.equal(line.level, "warn");
+    assert.equal(
+      line.msg,
+      "documents and tenants were created by this service's migration, not found: this is not the API's database",
+    );
+    assert.deepEqual(line.stand_in_tables, ["documents", "tenants"]);
+    assert.equal((await waitForLine(svc.logs, /^database schema is up to date$/)).host_tables, "stand-in");
+    assert.deepEqual(await health(svc.url), {
+      status: 200,
+      body: { ok: true, database: "up", host_tables: "stand-in" },
+    });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("the API's own tables found: no warning, /healthz says host_tables found", async () => {
+  const db = await createTestDatabase();
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`
+      create table documents (id bigserial primary key, email_message_id text, email_status text);
+      create table tenants (id bigserial primary key, email_message_id text, email_status text);
+    `);
+    await admin.end();
+    const svc = await startTestService({}, db);
+    try {
+      assert.equal((await waitForLine(svc.logs, /^database schema is up to date$/)).host_tables, "found");
+      assert.ok(!svc.logs.some((l) => /created by this service's migration/.test(String(l.msg))), "no stand-in line");
+      assert.deepEqual(await health(svc.url), {
+        status: 200,
+        body: { ok: true, database: "up", host_tables: "found" },
+      });
+    } finally {
+      await svc.close();
+    }
+  } finally {
+    await admin.end();
     await db.drop();
   }
 });

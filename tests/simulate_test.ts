@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { buildEvent, SIMULATED_KINDS } from "../src/simulate/build_event.ts";
+import { z } from "zod";
 import { readEnv } from "../src/config/read_env.ts";
+import { SERVICE_VARIABLES } from "../src/config/service_config.ts";
 import { simulateSigningKey } from "../src/simulate/simulate_signing_key.ts";
 import { run } from "./helpers/subprocess.ts";
 import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
@@ -30,7 +32,7 @@ Deno.test("each simulated event is one the webhook understands, with the bare me
     const parsed = parseEventData(data);
     const effect = expected[kind];
     assert.deepEqual(parsed.effect === null ? null : [parsed.effect.type, parsed.effect.status], effect, kind);
-    assert.match(parsed.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.match(parsed.id ?? "", /^[A-Za-z0-9_-]{22}$/);
     if (parsed.effect !== null) {
       assert.equal(parsed.messageId, "20260203192030.53383e583ab41f62@mg.example.com");
       assert.ok(Math.abs(parsed.timestamp - Date.now() / 1000) < 60);
@@ -42,8 +44,15 @@ Deno.test("each simulated event is one the webhook understands, with the bare me
 Deno.test("the key: MAILGUN_WEBHOOK_SIGNING_KEY's first, else the development key, else a clear error", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mgwh-simulate-" });
   try {
-    const env = (vars: Record<string, string>) => readEnv((name) => vars[name]).keys("MAILGUN_WEBHOOK_SIGNING_KEY");
-    assert.equal((await simulateSigningKey(env({ MAILGUN_WEBHOOK_SIGNING_KEY: " new , old" }), dir)).key, "new");
+    const keys = z.object({ MAILGUN_WEBHOOK_SIGNING_KEY: SERVICE_VARIABLES.MAILGUN_WEBHOOK_SIGNING_KEY });
+    const env = (vars: Record<string, string>) => readEnv(keys, (name) => vars[name]).MAILGUN_WEBHOOK_SIGNING_KEY;
+    assert.equal(
+      (await simulateSigningKey(
+        env({ MAILGUN_WEBHOOK_SIGNING_KEY: " new-webhook-signing-key , old-webhook-signing-key" }),
+        dir,
+      )).key,
+      "new-webhook-signing-key",
+    );
     await assert.rejects(() => simulateSigningKey(env({}), dir), /No signing key: set MAILGUN_WEBHOOK_SIGNING_KEY/);
     await Deno.writeTextFile(`${dir}/dev-signing-key`, "dev-abc\n");
     const dev = await simulateSigningKey(env({}), dir);
@@ -76,13 +85,15 @@ Deno.test("deno task simulate delivered: the service answers 200 and the documen
 
 Deno.test("deno task simulate: a wrong key shows the 401 and exits 1; bad usage exits 2; no service exits 1", async () => {
   const wrong = await run(["task", "simulate", "failed", newMessageId(), "--url", svc.url], {
-    env: { MAILGUN_WEBHOOK_SIGNING_KEY: "not-the-key" },
+    env: { MAILGUN_WEBHOOK_SIGNING_KEY: "not-the-key-of-the-service" },
   });
   assert.equal(wrong.code, 1);
   assert.match(wrong.stdout, /^401 /m);
   assert.match(wrong.stderr, /verifies with another key/);
 
-  const usage = await run(["task", "simulate", "bounced", "x@y"], { env: { MAILGUN_WEBHOOK_SIGNING_KEY: "k" } });
+  const usage = await run(["task", "simulate", "bounced", "x@y"], {
+    env: { MAILGUN_WEBHOOK_SIGNING_KEY: "simulate-test-signing-key" },
+  });
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /Unknown event "bounced"/);
 
@@ -90,7 +101,7 @@ Deno.test("deno task simulate: a wrong key shows the 401 and exits 1; bad usage 
   const closedPort = (listener.addr as Deno.NetAddr).port;
   listener.close();
   const down = await run(["task", "simulate", "delivered", "x@y", "--url", `http://127.0.0.1:${closedPort}`], {
-    env: { MAILGUN_WEBHOOK_SIGNING_KEY: "k" },
+    env: { MAILGUN_WEBHOOK_SIGNING_KEY: "simulate-test-signing-key" },
   });
   assert.equal(down.code, 1);
   assert.match(down.stderr, /Is the service running\? Start it with deno task start/);

@@ -44,7 +44,16 @@ Deno.test("fresh clone: deno task start serves on the embedded database with an 
     } finally {
       await sql.end();
     }
-    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    // No API here: the stand-in tables are expected, said at info level, and /healthz names them.
+    const standIns = JSON.parse(child.lines.find((line) => line.includes('"stand_in_tables"'))!);
+    assert.equal(standIns.level, "info");
+    assert.match(standIns.msg, /created by this service's migration, as expected with the embedded database/);
+    const health = await fetch(`${url}/healthz`);
+    assert.deepEqual([health.status, await health.json()], [200, {
+      ok: true,
+      database: "up",
+      host_tables: "stand-in",
+    }]);
     child.process.kill("SIGTERM");
     assert.equal((await child.process.status).code, 0);
     assert.ok(child.lines.some((line) => line.includes('"msg":"stopped"')));
@@ -75,7 +84,7 @@ Deno.test("SIGTERM: stops accepting, finishes the request in flight, closes the 
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "shutdown-test-key";
+  const key = "shutdown-test-signing-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
     env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
   });
@@ -123,7 +132,7 @@ Deno.test("SIGINT (Deno Deploy's stop): the request in flight is answered, a sta
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "sigint-test-key";
+  const key = "sigint-test-signing-key";
   const child = spawn(["run", ...START_PERMISSIONS, "main.ts"], {
     env: {
       DATABASE_URL: db.url,
@@ -193,7 +202,7 @@ Deno.test("a closed stdout never stops the service: it still answers webhooks an
   const db = await createTestDatabase();
   const setup = postgres(db.url, { max: 1, onnotice: () => {} });
   await migrate(setup);
-  const key = "closed-stdout-key";
+  const key = "closed-stdout-signing-key";
   const process = childCommand(["run", ...START_PERMISSIONS, "main.ts"], {
     env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: key, PORT: "0", LISTEN_HOST: "127.0.0.1" },
     stderr: "null",
@@ -241,7 +250,12 @@ Deno.test("port in use: start-up fails with one line naming the port and PORT", 
   const port = (occupied.addr as Deno.NetAddr).port;
   try {
     const result = await run(["run", ...START_PERMISSIONS, "main.ts"], {
-      env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: "k", PORT: String(port), LISTEN_HOST: "127.0.0.1" },
+      env: {
+        DATABASE_URL: db.url,
+        MAILGUN_WEBHOOK_SIGNING_KEY: "start-task-test-signing-key",
+        PORT: String(port),
+        LISTEN_HOST: "127.0.0.1",
+      },
     });
     assert.equal(result.code, 1);
     // Log lines (the start-up check's error on this unmigrated database) are on stderr too: not counted.

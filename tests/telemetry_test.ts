@@ -130,34 +130,41 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     const delivered = eventData("delivered", messageId);
     const applied = await post(url, (signedBody(key, delivered)).body);
     assert.equal(applied.status, 200);
+    // No row has this message id: `unmatched`, a 200 like `applied`, so its share is one counter's ratio.
+    const unmatched = await post(url, (signedBody(key, eventData("delivered", newMessageId()))).body);
+    assert.deepEqual(unmatched.json, { ok: true, outcome: "unmatched" });
     for (let i = 0; i < 2; i++) {
       const refused = await post(url, (signedBody("a-rotated-key", eventData("delivered", messageId))).body);
       assert.equal(refused.status, 401);
     }
 
-    // Exports come every 200 ms and may fall between two requests: wait for one that holds all three.
+    // Exports come every 200 ms and may fall between two requests: wait for one that holds all four.
     let complete: Metric[] | undefined;
     await until(() => {
       complete = receiver.exports.find((metrics) =>
         requestCount(metrics, "unauthorized") === 2 && requestCount(metrics, "applied") === 1 &&
-        durationCount(metrics) === 3
+        requestCount(metrics, "unmatched") === 1 && durationCount(metrics) === 4
       );
       return complete !== undefined;
-    }, "a metrics export with the three webhooks");
+    }, "a metrics export with the four webhooks");
     const counter = complete!.find((m) => m.name === REQUESTS_METRIC)!;
     const statuses = counter.sum!.dataPoints.map((
       p,
     ) => [attribute(p.attributes, "outcome"), attribute(p.attributes, "status")]);
-    assert.deepEqual(new Set(statuses.map(String)), new Set(["applied,200", "unauthorized,401"]));
+    assert.deepEqual(new Set(statuses.map(String)), new Set(["applied,200", "unmatched,200", "unauthorized,401"]));
+    // The share of unmatched among the 200s (docs/deploy.md gives the query): here 1 of 2.
+    const answered = requestCount(complete!, "applied") + requestCount(complete!, "unmatched");
+    assert.equal(requestCount(complete!, "unmatched") / answered, 0.5);
     const histogram = complete!.find((m) => m.name === DURATION_METRIC)!;
     assert.equal(histogram.unit, "ms");
 
-    await until(() => receiver.spans.filter((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE)).length >= 3, "spans");
+    await until(() => receiver.spans.filter((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE)).length >= 4, "spans");
     const webhookSpans = receiver.spans.filter((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE) !== undefined);
     assert.deepEqual(webhookSpans.map((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE)).sort(), [
       "applied",
       "unauthorized",
       "unauthorized",
+      "unmatched",
     ]);
     const appliedSpan = webhookSpans.find((s) => attribute(s.attributes, OUTCOME_ATTRIBUTE) === "applied")!;
     // It is Deno.serve's own server span, named after the route.
@@ -170,7 +177,7 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
 
     // Log lines go through console: each is one log record, on the request's trace.
     const webhookLine = (record: LogRecord) => record.body?.stringValue?.includes('"msg":"webhook"') ?? false;
-    await until(() => receiver.logs.filter(webhookLine).length >= 3, "the webhook log lines as log records");
+    await until(() => receiver.logs.filter(webhookLine).length >= 4, "the webhook log lines as log records");
     const appliedLine = receiver.logs.find((record) =>
       webhookLine(record) && record.body!.stringValue!.includes('"outcome":"applied"')
     )!;

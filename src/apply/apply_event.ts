@@ -1,6 +1,7 @@
 import type { BatchWriter } from "../batch_writer/batch_writer.ts";
 import type { TokenWrite } from "../db/write_batch_query.ts";
 import type { ParsedEvent } from "../mailgun/parse_event_data.ts";
+import { SignatureExpiredError } from "./signature_expired_error.ts";
 import { TokenReusedError } from "./token_reused_error.ts";
 
 /** What authorises one write: a verified signature's token, or one made by a trusted tool. */
@@ -23,7 +24,8 @@ interface AppliedEvent {
 /**
  * Applies a parsed event under an authorisation: the one path by which an
  * event reaches the database, whether it came by webhook or by a tool.
- * Throws a {@link TokenReusedError} when the token was used with another event.
+ * Throws a {@link TokenReusedError} when the token was used with another event,
+ * a {@link SignatureExpiredError} when the signature is older than the prune horizon.
  */
 export async function applyEvent(
   writer: BatchWriter,
@@ -56,6 +58,7 @@ export async function applyEvent(
       eventData: parsed.json,
     },
   });
+  if (result.expired) throw new SignatureExpiredError();
   if (!result.accepted) throw new TokenReusedError();
   const outcome = result.matched === 0 ? "unmatched" : result.appended > 0 ? "applied" : "duplicate";
   return { outcome, rows: result.matched };
@@ -72,5 +75,6 @@ export async function spendToken(
   binding: TokenWrite["binding"],
 ): Promise<void> {
   const result = await writer.write({ kind: "token", token: auth.token, signedAt: auth.signedAt, binding });
+  if (result.expired) throw new SignatureExpiredError();
   if (!result.accepted) throw new TokenReusedError();
 }

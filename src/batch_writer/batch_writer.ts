@@ -1,6 +1,12 @@
 import type { Sql } from "postgres";
 import { classifyError } from "../db/classify_error.ts";
-import { DatabaseUnavailableError, DataRefusedError, toDatabaseError } from "../db/database_errors.ts";
+import {
+  DatabaseUnavailableError,
+  DataRefusedError,
+  type HostSchemaRefusedError,
+  toDatabaseError,
+  toHostSchemaRefusedError,
+} from "../db/database_errors.ts";
 import { withTimeout } from "../db/with_timeout.ts";
 import { type BatchRow, type BatchRowResult, type TokenWrite, writeBatch } from "../db/write_batch_query.ts";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
@@ -31,6 +37,8 @@ interface BatchWriterOptions {
   deadlineMs: number;
   /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
   maxQueued: number;
+  /** Told of each webhook the API's schema refused (after it is logged), e.g. to check the schema again. */
+  onSchemaRefused?: (error: HostSchemaRefusedError) => void;
 }
 
 /** Writes signed webhooks' rows to the database, batching concurrent ones. */
@@ -38,7 +46,8 @@ export interface BatchWriter {
   /**
    * Resolves with what the database did, or rejects with a QueueFullError, a
    * DeadlineExceededError, a DatabaseUnavailableError (or LockTimeoutError), a
-   * DataRefusedError (token spent all the same), or, for a bug, whatever was thrown.
+   * DataRefusedError (token spent all the same), a HostSchemaRefusedError (token
+   * unspent), or, for a bug, whatever was thrown.
    */
   write(row: BatchRow): Promise<BatchRowResult>;
   /** Resolves when nothing is queued or in flight. */
@@ -117,7 +126,8 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       // Keyed by the event id alone: a key with the timestamp would need JavaScript to round
       // microseconds as PostgreSQL does, and they differ (…268415 vs …268414 for one of Mailgun's
       // samples), which would let one event into a batch twice. Two events that share an id on
-      // different days merely go in successive batches.
+      // different days merely go in successive batches. An event without an id has no key here (its
+      // id is derived in SQL from the jsonb): two copies in one batch make one trail entry.
       const eventKey = pending.row.kind === "event" ? pending.row.event.eventId : null;
       if (
         batch.length >= options.maxBatch || tokens.has(pending.row.token) ||
@@ -142,12 +152,15 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       live.forEach((pending, i) => settle(pending, () => pending.resolve(results[i])));
     } catch (error) {
       const kind = classifyError(error);
-      if (kind === "data") {
+      if (kind === "data" || kind === "schema") {
         if (live.length > 1) {
-          // One webhook's data broke the statement: write the others one by one.
+          // One webhook's data, or a value the API's schema refuses, broke the statement: write the others
+          // one by one, so that only that webhook is refused.
           await Promise.all(live.map((pending) => runBatch([pending])));
-        } else {
+        } else if (kind === "data") {
           await refuse(live[0], error);
+        } else {
+          refuseBySchema(live[0], error);
         }
         return;
       }
@@ -170,20 +183,24 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
   }
 
   /**
-   * The database refused this webhook's data: spend its token, bound to a hash
-   * of the event-data computed here (the database could not read the data to
-   * hash it), so that its signature cannot carry another body; then refuse it.
+   * The database refused this webhook's data (its characters, its size): spend
+   * its token, so that its signature cannot carry another body, then refuse it.
+   * The token is bound as on the normal path, to the hash of the event-data's
+   * jsonb form, so that a re-delivery of the same event, however serialised,
+   * meets its own token and gets the same answer; only when the database cannot
+   * read the event-data at all is it bound to a hash of its text computed here
+   * (a re-delivery then fails the same way before reaching the token).
    */
   async function refuse(pending: Pending, cause: unknown): Promise<void> {
     const row = pending.row;
-    const spend: TokenWrite = {
-      kind: "token",
-      token: row.token,
-      signedAt: row.signedAt,
-      binding: { bodyHash: hashOf(row) },
-    };
     try {
-      const [result] = await runStatement([spend]);
+      let result: BatchRowResult;
+      try {
+        [result] = await runStatement([spendOf(row, jsonbBinding(row))]);
+      } catch (error) {
+        if (classifyError(error) !== "data") throw error;
+        [result] = await runStatement([spendOf(row, { bodyHash: hashOf(row) })]);
+      }
       if (!result.accepted) {
         settle(pending, () => pending.resolve(result));
         return;
@@ -196,6 +213,28 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     } catch (error) {
       settle(pending, () => pending.reject(toDatabaseError(error)));
     }
+  }
+
+  /**
+   * The API's schema (or our statement) refused what this webhook writes: nothing
+   * was written, its token stays unspent, and it is answered 503 so that Mailgun
+   * retries until the schema is fixed. Said at error level, with what to change.
+   */
+  function refuseBySchema(pending: Pending, cause: unknown): void {
+    const failure = toHostSchemaRefusedError(cause);
+    const row = pending.row;
+    log("error", "host schema refused a status the service writes", {
+      error_code: (cause as { code?: unknown }).code,
+      error_message: (cause as Error).message,
+      table: failure.table,
+      column: failure.column,
+      constraint: failure.constraint,
+      status: row.kind === "event" ? row.event.status : undefined,
+      event_id: row.kind === "event" ? row.event.eventId ?? undefined : undefined,
+      fix: failure.fix,
+    });
+    options.onSchemaRefused?.(failure);
+    settle(pending, () => pending.reject(failure));
   }
 
   async function runStatement(rows: BatchRow[]): Promise<BatchRowResult[]> {
@@ -212,6 +251,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
         );
         return result.map((row) => ({
           accepted: row.accepted as boolean,
+          expired: row.expired as boolean,
           matched: row.matched as number,
           appended: row.appended as number,
         }));
@@ -229,7 +269,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     if (queued) queue = queue.filter((other) => other !== pending);
     const waitedMs = Date.now() - pending.enqueuedAt;
     log("warn", "webhook deadline exceeded", {
-      event_id: pending.row.kind === "event" ? pending.row.event.eventId : undefined,
+      event_id: pending.row.kind === "event" ? pending.row.event.eventId ?? undefined : undefined,
       waited_ms: waitedMs,
       deadline_ms: options.deadlineMs,
       stage: queued ? "queued" : "statement",
@@ -277,6 +317,16 @@ function settle(pending: Pending, action: () => void): void {
   if (pending.settled) return;
   pending.settled = true;
   action();
+}
+
+/** The same token, spent alone with `binding`. */
+function spendOf(row: BatchRow, binding: TokenWrite["binding"]): TokenWrite {
+  return { kind: "token", token: row.token, signedAt: row.signedAt, binding };
+}
+
+/** The binding of the normal path: the event-data, whose jsonb form the database hashes. */
+function jsonbBinding(row: BatchRow): TokenWrite["binding"] {
+  return row.kind === "event" ? { eventData: row.event.eventData } : row.binding;
 }
 
 /** The hash a refused row's token is bound to: of its event-data, computed here since the database could not read it. */

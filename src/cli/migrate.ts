@@ -1,6 +1,9 @@
 import { loadDatabaseSettings } from "../config/database_settings.ts";
+import { z } from "zod";
+import { textVariable } from "../config/env_variables.ts";
 import { ConfigError, readEnv } from "../config/read_env.ts";
 import { connectTool, TOOL_STATEMENT_TIMEOUT_MS } from "../db/connect_tool.ts";
+import { assertHostSchemaAccepts } from "../db/host_schema_monitor.ts";
 import { migrate, MIGRATIONS_DIR } from "../db/migrate.ts";
 
 const USAGE = `Usage: deno task migrate
@@ -23,14 +26,30 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   let settings;
+  // Deno Deploy sets DENO_TIMELINE for the pre-deploy command, which runs once per timeline (docs/deploy.md).
+  let timeline;
   try {
-    settings = loadDatabaseSettings(readEnv());
-    if (settings.databaseUrl === undefined) throw new ConfigError("DATABASE_URL is required for deno task migrate.");
+    settings = loadDatabaseSettings();
+    timeline = readEnv(z.object({ DENO_TIMELINE: textVariable() })).DENO_TIMELINE;
+    if (settings.databaseUrl === undefined) {
+      throw new ConfigError(
+        timeline === undefined
+          ? "DATABASE_URL is required for deno task migrate."
+          : `DATABASE_URL did not reach the pre-deploy command of timeline ${timeline}: set it in the app's ` +
+            `${timeline === "production" ? "Production" : "Development"} context (docs/deploy.md).`,
+      );
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`Configuration error: ${error.message}`);
     Deno.exit(1);
   }
+  // The build log then names the database each timeline's pre-deploy migrated (never the password).
+  const target = new URL(settings.databaseUrl);
+  console.log(
+    `Migrating ${target.hostname}${target.port ? `:${target.port}` : ""}${target.pathname}` +
+      (timeline === undefined ? "" : ` (Deno Deploy timeline ${timeline})`),
+  );
   let db;
   try {
     // Two connections: the migration's own, and one to ask pg_locks what it waits for.
@@ -41,6 +60,7 @@ if (import.meta.main) {
   }
   let code = 0;
   try {
+    await assertHostSchemaAccepts(db.sql, console.warn);
     const applied = await migrate(db.sql, MIGRATIONS_DIR, {
       statementTimeoutMs: TOOL_STATEMENT_TIMEOUT_MS,
       host: db.host,

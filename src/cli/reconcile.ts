@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { loadDatabaseSettings } from "../config/database_settings.ts";
-import { ConfigError, readEnv } from "../config/read_env.ts";
+import { ConfigError } from "../config/read_env.ts";
 import { DatabaseUnavailableError } from "../db/database_errors.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
@@ -75,7 +75,7 @@ async function main(args: string[]): Promise<number> {
   const mailgun = config.api === "events" ? createMailgunEventsClient(client) : createMailgunLogsClient(client);
   let db;
   try {
-    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
+    db = await openToolDatabase(loadDatabaseSettings());
   } catch (error) {
     console.error(`Reconcile failed: could not open the database: ${(error as Error).message}`);
     return 1;

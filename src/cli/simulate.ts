@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
+import { z } from "zod";
 import { readEnv } from "../config/read_env.ts";
+import { SERVICE_VARIABLES } from "../config/service_config.ts";
 import { buildEvent, isSimulatedKind, SIMULATED_KINDS } from "../simulate/build_event.ts";
 import { postSimulatedEvent } from "../simulate/post_simulated_event.ts";
 import { simulateSigningKey } from "../simulate/simulate_signing_key.ts";
@@ -41,9 +43,12 @@ async function main(args: string[]): Promise<number> {
   let baseUrl;
   let signing;
   try {
-    const env = readEnv();
-    baseUrl = parsed.values.url ?? `http://127.0.0.1:${env.integer("PORT", 8000, 0, 65535)}`;
-    signing = await simulateSigningKey(env.keys("MAILGUN_WEBHOOK_SIGNING_KEY"));
+    const env = readEnv(z.object({
+      PORT: SERVICE_VARIABLES.PORT,
+      MAILGUN_WEBHOOK_SIGNING_KEY: SERVICE_VARIABLES.MAILGUN_WEBHOOK_SIGNING_KEY,
+    }));
+    baseUrl = parsed.values.url ?? `http://127.0.0.1:${env.PORT}`;
+    signing = await simulateSigningKey(env.MAILGUN_WEBHOOK_SIGNING_KEY);
   } catch (error) {
     console.error((error as Error).message);
     return 1;

@@ -1,5 +1,4 @@
 import { loadDatabaseSettings } from "../config/database_settings.ts";
-import { readEnv } from "../config/read_env.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 
 const USAGE = `Usage: deno task sql "<one SQL statement>"
@@ -23,7 +22,7 @@ async function main(args: string[]): Promise<number> {
   }
   let db;
   try {
-    db = await openToolDatabase(loadDatabaseSettings(readEnv()));
+    db = await openToolDatabase(loadDatabaseSettings());
   } catch (error) {
     console.error(`Could not open the database: ${(error as Error).message}`);
     return 1;

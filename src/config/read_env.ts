@@ -1,8 +1,11 @@
 /**
- * The one reader of the environment: the service and every tool get their
- * settings through it, so that a variable is trimmed, defaulted and checked
- * the same way everywhere, and a bad one is named in the error.
+ * The one reader of the environment: the service and every tool declare the
+ * variables they read as a zod schema (src/config/env_variables.ts has the
+ * kinds) and get them through {@link readEnv}, so that a variable is
+ * trimmed, defaulted and checked the same way everywhere, and a bad one is
+ * named in the error.
  */
+import type { z } from "zod";
 
 /** Where variables come from: `Deno.env` in production, a plain map in tests. */
 export type EnvSource = (name: string) => string | undefined;
@@ -15,61 +18,35 @@ export class ConfigError extends Error {
   }
 }
 
-/** Typed access to the environment; every method throws a {@link ConfigError} naming the variable. */
-export interface Env {
-  /** The value, trimmed; undefined when unset or blank. */
-  text(name: string): string | undefined;
-  /** A whole number from `min` to `max`, or `fallback` when unset. */
-  integer(name: string, fallback: number, min: number, max: number): number;
-  /** `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`, or `fallback` when unset. */
-  boolean(name: string, fallback: boolean): boolean;
-  /** A comma-separated list of keys; empty when unset, an error when set but holding none. */
-  keys(name: string): string[];
-}
-
-/** Reads `source` (the process environment by default). */
-export function readEnv(source: EnvSource = (name) => Deno.env.get(name)): Env {
-  const text = (name: string) => {
+/**
+ * Reads the variables `variables` declares (its keys are their names) from
+ * `source`, the process environment by default: each trimmed, blank as
+ * unset, then checked and defaulted by the schema. Throws a
+ * {@link ConfigError} for the first bad one: its name, then the schema's
+ * message (`PORT must be a whole number from 0 to 65535 (got "eighty").`).
+ */
+export function readEnv<S extends z.ZodObject>(
+  variables: S,
+  source: EnvSource = (name) => Deno.env.get(name),
+): z.output<S> {
+  const raw: Record<string, string | undefined> = {};
+  for (const name of Object.keys(variables.shape)) {
     const value = source(name)?.trim();
-    return value === "" ? undefined : value;
-  };
-  return {
-    text,
-    integer: (name, fallback, min, max) => wholeNumber(name, text(name), fallback, min, max),
-    boolean(name, fallback) {
-      const raw = text(name)?.toLowerCase();
-      if (raw === undefined) return fallback;
-      if (["true", "1", "yes", "on"].includes(raw)) return true;
-      if (["false", "0", "no", "off"].includes(raw)) return false;
-      throw new ConfigError(`${name} must be true or false (got "${raw}").`);
-    },
-    keys(name) {
-      const raw = text(name);
-      if (raw === undefined) return [];
-      const keys = raw.split(",").map((key) => key.trim()).filter((key) => key !== "");
-      if (keys.length === 0) {
-        throw new ConfigError(`${name} holds no key (expected one key, or several separated by commas).`);
-      }
-      return keys;
-    },
-  };
+    raw[name] = value === "" ? undefined : value;
+  }
+  const result = variables.safeParse(raw);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw new ConfigError(`${String(issue.path[0] ?? "The environment")} ${issue.message}`);
 }
 
 /**
- * A whole number from `min` to `max`, or `fallback` when `raw` is undefined;
- * `label` names the variable or flag it came from.
+ * Checks one setting that a command-line flag may give instead of its
+ * variable (`--limit` or RECONCILE_LIMIT): `raw` through `schema`, a
+ * {@link ConfigError} naming `label` when it does not pass.
  */
-export function wholeNumber(
-  label: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new ConfigError(`${label} must be a whole number from ${min} to ${max} (got "${raw}").`);
-  }
-  return value;
+export function readSetting<S extends z.ZodType>(label: string, schema: S, raw: string | undefined): z.output<S> {
+  const result = schema.safeParse(raw?.trim() === "" ? undefined : raw?.trim());
+  if (result.success) return result.data;
+  throw new ConfigError(`${label} ${result.error.issues[0].message}`);
 }

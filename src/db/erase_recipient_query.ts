@@ -1,12 +1,13 @@
 import type { Sql } from "postgres";
 
 /**
- * Erases one person's data from the trail (email_events_erase_recipient, see
- * migrations/0003): the recipient, the message headers but its message-id,
- * the envelope's addresses, the stored message, and the address wherever else
- * it appears in event_data. Returns how many trail entries changed.
+ * Erases one person's data from the trail through
+ * `mailgun_webhook.erase_recipient` (migrations/0011), the one way to change
+ * trail entries: only the entries that hold `address` as a whole address
+ * change. Returns how many did. The database refuses (SQLSTATE 22023)
+ * anything that is not exactly one address.
  */
 export async function eraseRecipient(sql: Sql, address: string): Promise<number> {
-  const [row] = await sql`select email_events_erase_recipient(${address}) as erased`;
+  const [row] = await sql`select mailgun_webhook.erase_recipient(${address}) as erased`;
   return Number(row.erased);
 }

@@ -1,5 +1,7 @@
 import type { ReservedSql, Sql } from "postgres";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
+import { becomeHostTablesOwner, type HostTablesRole, hostTablesRole } from "./host_tables_role.ts";
+import { adoptLegacyRecord } from "./legacy_record.ts";
 import { advisoryLockHolder, type MigrateOptions, WAIT_REPORT_MS, watchMigration } from "./migration_watch.ts";
 import { splitStatements } from "./split_statements.ts";
 
@@ -7,11 +9,14 @@ import { splitStatements } from "./split_statements.ts";
 export const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
 
 /**
- * A migration whose first line is this runs outside a transaction, statement
- * by statement (for `create index concurrently`). It must be safe to run
- * again from its start: a failure half-way leaves it unrecorded.
+ * A migration whose header (its leading comment lines) holds this runs
+ * outside a transaction, statement by statement (for `create index
+ * concurrently`). It must be safe to run again from its start: a failure
+ * half-way leaves it unrecorded.
  */
 const NO_TRANSACTION_MARKER = "-- migrate: no-transaction";
+/** A migration whose header holds this changes the API's own tables (a column, indexes). */
+const HOST_TABLES_MARKER = "-- migrate: host-tables";
 
 /** Any fixed number: the advisory lock that serialises concurrent migrations. */
 const MIGRATION_LOCK_KEY = 7_240_431_001;
@@ -30,6 +35,8 @@ interface MigrationFile {
   /** SHA-256 hex of the script, line endings normalised (a checkout with CRLF is the same file). */
   checksum: string;
   noTransaction: boolean;
+  /** Changes the API's tables, which only their owner may do. */
+  hostTables: boolean;
 }
 
 /** The `.sql` files of `dir`, in name order. */
@@ -41,13 +48,25 @@ async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[
   names.sort();
   return await Promise.all(names.map(async (name) => {
     const script = (await Deno.readTextFile(new URL(name, dir))).replaceAll("\r\n", "\n");
+    const header = leadingComments(script);
     return {
       name,
       script,
       checksum: sha256Hex(script),
-      noTransaction: script.split("\n", 1)[0].trim() === NO_TRANSACTION_MARKER,
+      noTransaction: header.includes(NO_TRANSACTION_MARKER),
+      hostTables: header.includes(HOST_TABLES_MARKER),
     };
   }));
+}
+
+/** The comment lines a script starts with, trimmed. */
+function leadingComments(script: string): string[] {
+  const lines: string[] = [];
+  for (const line of script.split("\n")) {
+    if (!line.trim().startsWith("--")) break;
+    lines.push(line.trim());
+  }
+  return lines;
 }
 
 /**
@@ -102,36 +121,49 @@ async function acquireLock(conn: ReservedSql, report?: (line: string) => void): 
 }
 
 async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<string[]> {
-  await conn`
-    create table if not exists schema_migrations (
-      name text primary key,
-      applied_at timestamptz not null default now()
-    )
-  `;
-  await conn`alter table schema_migrations add column if not exists checksum text`;
-  const recorded = new Map<string, string | null>();
-  for (const row of await conn`select name, checksum from schema_migrations`) {
-    recorded.set(row.name as string, row.checksum as string | null);
+  await conn`begin`;
+  try {
+    await conn`create schema if not exists mailgun_webhook`;
+    await conn`
+      create table if not exists mailgun_webhook.schema_migrations (
+        name text primary key,
+        checksum text not null,
+        applied_at timestamptz not null default now()
+      )
+    `;
+    await adoptLegacyRecord(conn);
+    await conn`commit`;
+  } catch (error) {
+    await conn`rollback`.catch(() => {});
+    throw error;
+  }
+  const recorded = new Map<string, string>();
+  for (const row of await conn`select name, checksum from mailgun_webhook.schema_migrations`) {
+    recorded.set(row.name as string, row.checksum as string);
   }
   for (const file of files) {
     const checksum = recorded.get(file.name);
     if (checksum === undefined) continue;
-    if (checksum === null) {
-      // Applied before checksums were kept: this file is taken as the one applied.
-      await conn`update schema_migrations set checksum = ${file.checksum} where name = ${file.name}`;
-    } else if (checksum !== file.checksum) {
+    if (checksum !== file.checksum) {
       throw new Error(
         `Migration ${file.name} has changed since it was applied (checksum ${checksum.slice(0, 12)}, ` +
           `now ${file.checksum.slice(0, 12)}): restore it and put the change in a new migration.`,
       );
     }
   }
+  const pending = files.filter((file) => !recorded.has(file.name));
+  // Nothing is applied when a host-tables step could not be: a half-upgraded schema would stay behind.
+  if (pending.some((file) => file.hostTables)) {
+    const role = await hostTablesRole(conn);
+    if (role.kind === "refused") throw new Error(role.message);
+  }
   const done: string[] = [];
-  for (const file of files) {
-    if (recorded.has(file.name)) continue;
+  for (const file of pending) {
     try {
-      if (file.noTransaction) await applyOutsideTransaction(conn, file);
-      else await applyInTransaction(conn, file);
+      // Asked again for each file: 0008 may have just created stand-in tables, owned by the current role.
+      const role = file.hostTables ? await hostTablesRole(conn) : undefined;
+      if (file.noTransaction) await applyOutsideTransaction(conn, file, role);
+      else await applyInTransaction(conn, file, role);
     } catch (error) {
       throw new Error(`Migration ${file.name} failed: ${(error as Error).message}`, { cause: error });
     }
@@ -140,13 +172,16 @@ async function applyMissing(conn: ReservedSql, files: MigrationFile[]): Promise<
   return done;
 }
 
-async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+async function applyInTransaction(conn: ReservedSql, file: MigrationFile, role?: HostTablesRole): Promise<void> {
   await conn`begin`;
   try {
     await conn.unsafe(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+    if (role !== undefined) await becomeHostTablesOwner(conn, role, true);
     // A migration file is trusted SQL from the repository, with no values in it.
     await conn.unsafe(file.script);
-    await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+    // The record is the service role's, whoever changed the API's tables.
+    if (role?.kind === "set") await conn`reset role`;
+    await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
     await conn`commit`;
   } catch (error) {
     await conn`rollback`.catch(() => {});
@@ -154,12 +189,17 @@ async function applyInTransaction(conn: ReservedSql, file: MigrationFile): Promi
   }
 }
 
-async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile): Promise<void> {
+async function applyOutsideTransaction(conn: ReservedSql, file: MigrationFile, role?: HostTablesRole): Promise<void> {
   const statements = splitStatements(file.script);
-  await dropInvalidIndexes(conn, statements);
-  // One statement per query: several in one query string would form an implicit transaction.
-  for (const statement of statements) await conn.unsafe(statement);
-  await conn`insert into schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
+  if (role !== undefined) await becomeHostTablesOwner(conn, role, false);
+  try {
+    await dropInvalidIndexes(conn, statements);
+    // One statement per query: several in one query string would form an implicit transaction.
+    for (const statement of statements) await conn.unsafe(statement);
+  } finally {
+    if (role?.kind === "set") await conn`reset role`;
+  }
+  await conn`insert into mailgun_webhook.schema_migrations (name, checksum) values (${file.name}, ${file.checksum})`;
 }
 
 /**

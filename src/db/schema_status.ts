@@ -20,12 +20,12 @@ export async function shippedMigrations(dir: URL = MIGRATIONS_DIR): Promise<stri
 
 /**
  * One cheap statement (it serves /healthz, which is polled): which of
- * `migrations` schema_migrations lacks. No schema_migrations at all: behind.
+ * `migrations` mailgun_webhook.schema_migrations lacks. None at all: behind.
  */
 export async function schemaStatus(sql: Sql, migrations: string[], timeoutMs: number): Promise<SchemaStatus> {
   try {
     const rows = await withTimeout(
-      sql`select name from schema_migrations where name = any(${migrations})`,
+      sql`select name from mailgun_webhook.schema_migrations where name = any(${migrations})`,
       timeoutMs,
       () => Object.assign(new Error(`Database did not answer within ${timeoutMs} ms.`), { code: "TIMEOUT" }),
     );
@@ -34,7 +34,9 @@ export async function schemaStatus(sql: Sql, migrations: string[], timeoutMs: nu
     return missing.length === 0 ? { state: "current" } : { state: "behind", missing };
   } catch (error) {
     // undefined_table: the database answers, but was never migrated.
-    if ((error as { code?: unknown }).code === "42P01") return { state: "behind", missing: migrations };
+    if (["42P01", "3F000"].includes((error as { code?: string }).code ?? "")) {
+      return { state: "behind", missing: migrations };
+    }
     return { state: "down", error };
   }
 }

@@ -31,7 +31,8 @@ interface StoredEvent {
   type: string;
   /** The status to climb to; null leaves the status as it is. */
   status: string | null;
-  eventId: string;
+  /** Mailgun's event id; null when the event has none: the statement derives one from the jsonb (see writeBatch). */
+  eventId: string | null;
   /** Unix seconds, with a fraction. */
   eventTimestamp: number;
   messageId: string;
@@ -44,8 +45,13 @@ interface StoredEvent {
 
 /** What the statement did for one {@link BatchRow}, in input order. */
 export interface BatchRowResult {
-  /** False when the token was already used with another body. */
+  /** False when the token was already used with another body, or the signature is expired. */
   accepted: boolean;
+  /**
+   * True when the signature is older than the prune horizon (migration 0012):
+   * its token may have been pruned, so nothing was written.
+   */
+  expired: boolean;
   /** Documents and tenants whose message id matched. */
   matched: number;
   /** Trail entries written (0 with matches means a re-delivery). */
@@ -56,14 +62,21 @@ export interface BatchRowResult {
  * Consumes the tokens and applies the events of a batch of webhooks in ONE
  * statement (one round trip, one transaction, one commit):
  * - a token is inserted once (keyed with the day slot of its signature,
- *   migration 0007); the same token again counts as accepted only
+ *   migration 0008); the same token again counts as accepted only
  *   with the same body hash, so a captured signature cannot carry another body;
  * - matched rows get one trail entry per (row, event id, UTC day of the
- *   event: migration 0005), so a re-delivery under any signature, or the
+ *   event: migration 0008), so a re-delivery under any signature, or the
  *   same event read from the Logs API (milliseconds where webhooks give
  *   microseconds), appends nothing;
  * - a status only climbs the ladder; between events of the same rank the
  *   earliest wins, so the end state does not depend on arrival order.
+ * - an event without an id is keyed by `sha256:` and the hex of
+ *   mailgun_webhook.body_hash(event-data), the hash its token is bound to:
+ *   key order and spacing cannot make it two events;
+ * - the status is written through jsonb_populate_record, i.e. as input to the
+ *   column's own type, so that an enum or a domain over text takes it (a plain
+ *   text value would not be assigned to an enum); what the type refuses fails
+ *   the statement (a host schema refusal, answered 503).
  * Tokens must be distinct within a batch (ON CONFLICT DO UPDATE touches a row once).
  *
  * Row lock waits (a document held `for update` by the API, another instance's
@@ -85,29 +98,36 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       )
       where (select set_config('lock_timeout', ${lockTimeoutMs + "ms"}, true)) is not null
     ),
+    -- A signature older than the prune horizon (migration 0012) may have lost its token to any instance's
+    -- pruning: expired, nothing written. One row, read once, in this statement's snapshot.
+    horizon as (
+      select pruned_before from mailgun_webhook.token_horizon
+    ),
     consumed as (
-      insert into webhook_tokens as t (token, body_hash, signed_at, slot)
-      select token, coalesce(decode(body_hash, 'hex'), webhook_body_hash(event_data)), to_timestamp(signed_at),
-             webhook_token_slot(to_timestamp(signed_at))
+      insert into mailgun_webhook.tokens as t (token, body_hash, signed_at, slot)
+      select token, coalesce(decode(body_hash, 'hex'), mailgun_webhook.body_hash(event_data)), to_timestamp(signed_at),
+             mailgun_webhook.token_slot(to_timestamp(signed_at))
       from input
+      where to_timestamp(signed_at) >= (select pruned_before from horizon)
       on conflict (token, slot) do update set body_hash = t.body_hash
         where t.body_hash = excluded.body_hash
       returning t.token
     ),
     accepted as (
-      select i.*, to_timestamp(i.event_ts) as event_at
+      select i.*, to_timestamp(i.event_ts) as event_at,
+             coalesce(i.event_id, 'sha256:' || encode(mailgun_webhook.body_hash(i.event_data), 'hex')) as key_id
       from input i
       join consumed c on c.token = i.token
       where i.type is not null
     ),
     matched as (
-      select a.n, d.id as document_id, null::bigint as tenant_id, a.type, a.status,
-             a.event_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
+      select a.n, d.id as document_id, null as tenant_id, a.type, a.status,
+             a.key_id as event_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
       from accepted a
       join documents d on d.email_message_id in (a.message_id, '<' || a.message_id || '>')
       union all
       select a.n, null, t.id, a.type, a.status,
-             a.event_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
+             a.key_id, a.event_at, a.recipient, a.severity, a.reason, a.event_data
       from accepted a
       join tenants t on t.email_message_id in (a.message_id, '<' || a.message_id || '>')
     ),
@@ -120,38 +140,38 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
       returning document_id, tenant_id, mailgun_event_id, event_timestamp
     ),
     document_targets as (
-      select distinct on (document_id) document_id, status, event_at, email_status_rank(status) as rank
+      select distinct on (document_id) document_id, status, event_at, mailgun_webhook.status_rank(status) as rank
       from matched
       where document_id is not null and status is not null
-      order by document_id, email_status_rank(status) desc, event_at
+      order by document_id, mailgun_webhook.status_rank(status) desc, event_at
     ),
     document_updates as (
       update documents d
-      set email_status = s.status,
-          email_status_at = case when email_status_rank(d.email_status) = s.rank
+      set email_status = (jsonb_populate_record(d, jsonb_build_object('email_status', s.status))).email_status,
+          email_status_at = case when mailgun_webhook.status_rank(d.email_status::text) = s.rank
                                  then least(d.email_status_at, s.event_at) else s.event_at end
       from document_targets s
       where d.id = s.document_id
-        and (email_status_rank(d.email_status) < s.rank
-             or (email_status_rank(d.email_status) = s.rank
+        and (mailgun_webhook.status_rank(d.email_status::text) < s.rank
+             or (mailgun_webhook.status_rank(d.email_status::text) = s.rank
                  and (d.email_status_at is null or d.email_status_at > s.event_at)))
       returning d.id
     ),
     tenant_targets as (
-      select distinct on (tenant_id) tenant_id, status, event_at, email_status_rank(status) as rank
+      select distinct on (tenant_id) tenant_id, status, event_at, mailgun_webhook.status_rank(status) as rank
       from matched
       where tenant_id is not null and status is not null
-      order by tenant_id, email_status_rank(status) desc, event_at
+      order by tenant_id, mailgun_webhook.status_rank(status) desc, event_at
     ),
     tenant_updates as (
       update tenants t
-      set email_status = s.status,
-          email_status_at = case when email_status_rank(t.email_status) = s.rank
+      set email_status = (jsonb_populate_record(t, jsonb_build_object('email_status', s.status))).email_status,
+          email_status_at = case when mailgun_webhook.status_rank(t.email_status::text) = s.rank
                                  then least(t.email_status_at, s.event_at) else s.event_at end
       from tenant_targets s
       where t.id = s.tenant_id
-        and (email_status_rank(t.email_status) < s.rank
-             or (email_status_rank(t.email_status) = s.rank
+        and (mailgun_webhook.status_rank(t.email_status::text) < s.rank
+             or (mailgun_webhook.status_rank(t.email_status::text) = s.rank
                  and (t.email_status_at is null or t.email_status_at > s.event_at)))
       returning t.id
     ),
@@ -162,17 +182,23 @@ export function writeBatch(sql: Sql, rows: BatchRow[], lockTimeoutMs: number): P
     matched_count as (
       select n, count(*)::int as matched from matched group by n
     ),
-    appended_count as (
-      select m.n, count(*)::int as appended
+    -- Each entry counts for one webhook, the first: two copies of an event without an id (keys in
+    -- another order) may share a batch, and the second is then a duplicate.
+    appended_by as (
+      select distinct on (p.document_id, p.tenant_id, p.mailgun_event_id, p.event_timestamp) m.n
       from matched m
       join appended p
         on p.mailgun_event_id = m.event_id and p.event_timestamp = m.event_at
        and p.document_id is not distinct from m.document_id
        and p.tenant_id is not distinct from m.tenant_id
-      group by m.n
+      order by p.document_id, p.tenant_id, p.mailgun_event_id, p.event_timestamp, m.n
+    ),
+    appended_count as (
+      select n, count(*)::int as appended from appended_by group by n
     )
     select i.n,
            c.token is not null as accepted,
+           not coalesce(to_timestamp(i.signed_at) >= (select pruned_before from horizon), false) as expired,
            coalesce(mc.matched, 0) as matched,
            coalesce(ac.appended, 0) as appended
     from input i
@@ -198,7 +224,7 @@ function batchJson(rows: BatchRow[]): string {
     if (row.kind === "event") {
       const event = row.event;
       json += ',"type":' + JSON.stringify(event.type) + ',"status":' + jsonText(event.status) +
-        ',"event_id":' + JSON.stringify(event.eventId) + ',"event_ts":' + event.eventTimestamp +
+        ',"event_id":' + jsonText(event.eventId) + ',"event_ts":' + event.eventTimestamp +
         ',"message_id":' + JSON.stringify(event.messageId) + ',"recipient":' + jsonText(event.recipient) +
         ',"severity":' + jsonText(event.severity) + ',"reason":' + jsonText(event.reason) +
         ',"event_data":' + event.eventData + "}";

@@ -1,5 +1,7 @@
 import type { Sql } from "postgres";
+import type { HostSchemaMonitor } from "../db/host_schema_monitor.ts";
 import { schemaStatus } from "../db/schema_status.ts";
+import { findStandInTables } from "../db/stand_in_tables_query.ts";
 import { HEALTH_PATH, WEBHOOK_PATH } from "../config/routes.ts";
 import { reportWebhook } from "../reporting/report_webhook.ts";
 import { jsonResponse } from "./error_response.ts";
@@ -11,6 +13,8 @@ interface HandlerDeps extends WebhookDeps {
   healthTimeoutMs: number;
   /** The migrations the service ships: /healthz is 503 until all are applied. */
   migrations: string[];
+  /** /healthz is 503 while the API's schema refuses statuses the service writes. */
+  hostSchema: HostSchemaMonitor;
 }
 
 /** Routes requests: the webhook, the health check, 404 and 405. */
@@ -39,8 +43,22 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
           error: "The database schema is missing or behind: run deno task migrate.",
         });
       }
-      const up = schema.state === "current";
-      return jsonResponse(up ? 200 : 503, { ok: up, database: up ? "up" : "down" });
+      if (schema.state === "down") return jsonResponse(503, { ok: false, database: "down" });
+      if (((await deps.hostSchema.refusing())?.length ?? 0) > 0) {
+        return jsonResponse(503, {
+          ok: false,
+          database: "host schema refuses statuses",
+          error: "The API's schema refuses statuses the service writes: see the log's host schema problem lines.",
+        });
+      }
+      // Whether documents and tenants were found or created by our migration: stand-ins mean the wrong database.
+      let standIns: string[];
+      try {
+        standIns = await findStandInTables(deps.sql, deps.healthTimeoutMs);
+      } catch {
+        return jsonResponse(503, { ok: false, database: "down" });
+      }
+      return jsonResponse(200, { ok: true, database: "up", host_tables: standIns.length === 0 ? "found" : "stand-in" });
     }
     return jsonResponse(404, { ok: false, error: "Not found." });
   };

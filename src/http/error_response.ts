@@ -1,6 +1,7 @@
+import { SignatureExpiredError } from "../apply/signature_expired_error.ts";
 import { TokenReusedError } from "../apply/token_reused_error.ts";
 import { DeadlineExceededError, QueueFullError } from "../batch_writer/batch_writer_errors.ts";
-import { DatabaseUnavailableError, DataRefusedError } from "../db/database_errors.ts";
+import { DatabaseUnavailableError, DataRefusedError, HostSchemaRefusedError } from "../db/database_errors.ts";
 import { MalformedBodyError, SignatureError, UnusableEventError } from "../mailgun/mailgun_errors.ts";
 import type { FailureCause, Outcome } from "../reporting/webhook_report.ts";
 import { BodyTooLargeError, SlowBodyError, UnreadableBodyError } from "./body_errors.ts";
@@ -24,10 +25,13 @@ const STATUS_TABLE: { error: ErrorClass; status: number; outcome: Outcome; messa
   { error: MalformedBodyError, status: 400, outcome: "bad_request" },
   { error: UnreadableBodyError, status: 400, outcome: "bad_request" },
   { error: SignatureError, status: 401, outcome: "unauthorized" },
+  // Older than what any instance may have pruned: refused like a signature out of the window.
+  { error: SignatureExpiredError, status: 401, outcome: "unauthorized" },
   // The token was spent with another body: a replay or a captured signature. Nothing is written.
   { error: TokenReusedError, status: 401, outcome: "replayed" },
   { error: UnusableEventError, status: 406, outcome: "unacceptable" },
-  // Retrying the same data cannot help; its token was spent all the same.
+  // Retrying the same data cannot help; its token was spent all the same. Only for the event's own
+  // characters or size: a refusal by the API's schema is a HostSchemaRefusedError (503) below.
   {
     error: DataRefusedError,
     status: 406,
@@ -36,6 +40,14 @@ const STATUS_TABLE: { error: ErrorClass; status: number; outcome: Outcome; messa
   },
   { error: SlowBodyError, status: 408, outcome: "timeout" },
   { error: BodyTooLargeError, status: 413, outcome: "too_large" },
+  // The API's schema refused a status: nothing was written, the token is unspent, Mailgun retries
+  // until the schema is fixed. Never 406: the event is fine and would be lost.
+  {
+    error: HostSchemaRefusedError,
+    status: 503,
+    outcome: "schema_refused",
+    message: "The database schema refused this event's status; retry later.",
+  },
   { error: QueueFullError, status: 503, outcome: "unavailable" },
   { error: DeadlineExceededError, status: 503, outcome: "unavailable" },
   // LockTimeoutError included. Nothing was written: one transaction, so Mailgun's retry is safe.
@@ -73,7 +85,11 @@ export function failureCause(error: unknown): FailureCause | undefined {
       return {
         code,
         message: cause.message,
-        hint: SCHEMA_CODES.has(code) ? "The database schema is missing or old: run `deno task migrate`." : undefined,
+        hint: SCHEMA_CODES.has(code)
+          ? "The database schema is missing or old: run `deno task migrate`."
+          : error instanceof HostSchemaRefusedError
+          ? "The API's schema refuses a value the service writes: see the `host schema` lines of the log for what to change."
+          : undefined,
       };
     }
   }

@@ -61,7 +61,7 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
   }
   const identified: Known = {
     ...signed,
-    eventId: parsed.id,
+    eventId: parsed.id ?? undefined,
     event: parsed.event,
     messageId: parsed.messageId ?? undefined,
   };

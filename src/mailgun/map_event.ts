@@ -1,4 +1,4 @@
-/** A row's email status. The order a row climbs them in is the database's (`email_status_rank` in migrations/). */
+/** A row's email status. The order a row climbs them in is the database's (`mailgun_webhook.status_rank` in migrations/). */
 type EmailStatus = "SENT" | "DELIVERED" | "FAILED" | "COMPLAINED";
 
 /** An entry type in the audit trail. */

@@ -1,28 +1,22 @@
-import { sha256Hex } from "../encoding/sha256_hex.ts";
+import type { z } from "zod";
 import { NotStorableError, storableJson } from "../encoding/storable_json.ts";
 import { UnusableEventError } from "./mailgun_errors.ts";
 import { type EventEffect, mapEvent } from "./map_event.ts";
-
-/** Event timestamps past 9999-12-31 are not times (PostgreSQL's timestamptz stops later, but nothing is sent then). */
-const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
-
-/**
- * Marks an event id the service derived: Mailgun's real events carry an `id`, but captured and trimmed ones
- * (test fixtures, forwarded payloads) may not. The event is then keyed by the SHA-256 of its event-data, so a
- * re-delivery of the same body is still recorded once.
- */
-export const DERIVED_EVENT_ID_PREFIX = "sha256:";
+import { type MailgunEvent, mailgunEventIdentitySchema, mailgunTrackedFieldsSchema } from "./mailgun_event.ts";
 
 /** A usable Mailgun event. */
 export interface ParsedEvent {
   /** Mailgun's event name, e.g. `delivered`. */
-  event: string;
-  /** Mailgun's event id (unique within a day only), or one derived from the event-data when it has none. */
-  id: string;
+  event: MailgunEvent["event"];
+  /**
+   * Mailgun's event id (unique within a day only); null when the event-data has none (`id` missing or null:
+   * trimmed captures, forwarded payloads). The database then keys the event by its event-data's hash.
+   */
+  id: string | null;
   /** Null for events this service ignores. */
   effect: EventEffect | null;
   /** Seconds, with a fraction. Set when `effect` is. */
-  timestamp: number;
+  timestamp: MailgunEvent["timestamp"];
   /**
    * The Message-ID without angle brackets; null when a tracked event has none
    * (a delayed bounce may come with `message.headers: {}`): it matches no row.
@@ -31,31 +25,18 @@ export interface ParsedEvent {
   recipient: string | null;
   severity: string | null;
   reason: string | null;
-  /** The event-data as JSON: what is stored, and (in its jsonb form) what the token is bound to. */
+  /** The event-data as sent, as JSON: what is stored, and (in its jsonb form) what the token is bound to. */
   json: string;
 }
 
-/** Longest event name: Mailgun's are a few words. */
-const MAX_EVENT_NAME_LENGTH = 64;
-/** Longest event id: Mailgun's are 22 characters. */
-const MAX_EVENT_ID_LENGTH = 256;
-/** Longest recipient, severity or reason kept. */
-const MAX_TEXT_LENGTH = 2048;
-/** RFC 5322's line limit bounds a Message-ID header. */
-const MAX_MESSAGE_ID_LENGTH = 998;
-/** Unix seconds sent as a string, with an optional fraction. */
-const TIMESTAMP_TEXT = /^\d+(\.\d+)?$/;
-
-type Fields = Record<string, unknown>;
-
 /**
- * Checks the event-data of a signed webhook and extracts what the service
- * uses. Throws an {@link UnusableEventError} when it can never be used.
+ * Checks the event-data of a signed webhook against the Mailgun event schema
+ * (src/mailgun/mailgun_event.ts) and extracts what the service uses. Throws
+ * an {@link UnusableEventError} when it can never be used; its message is
+ * the path and the problem (`event-data.timestamp: expected ...`), never a value.
  */
 export function parseEventData(eventData: unknown): ParsedEvent {
-  if (typeof eventData !== "object" || eventData === null || Array.isArray(eventData)) {
-    throw new UnusableEventError("event-data is missing or not an object.");
-  }
+  const identity = check(mailgunEventIdentitySchema, eventData);
   let json: string;
   try {
     json = storableJson(eventData);
@@ -65,41 +46,34 @@ export function parseEventData(eventData: unknown): ParsedEvent {
     }
     throw error;
   }
-  const fields = eventData as Fields;
-  const event = text(fields.event, "event", 1, MAX_EVENT_NAME_LENGTH);
-  const id = fields.id === undefined
-    ? DERIVED_EVENT_ID_PREFIX + sha256Hex(json)
-    : text(fields.id, "id", 1, MAX_EVENT_ID_LENGTH);
+  const { event } = identity;
+  const id = identity.id ?? null;
+  const severityField = (eventData as Record<string, unknown>).severity;
   let effect: EventEffect | null;
   try {
-    effect = mapEvent(event, fields.severity);
+    effect = mapEvent(event, severityField);
   } catch (error) {
-    throw new UnusableEventError(`event-data is unusable: ${(error as Error).message}`, { cause: error });
+    // mapEvent's own message quotes the severity: the reason names the field, not what it held.
+    throw new UnusableEventError("event-data.severity: expected permanent or temporary for a failed event.", {
+      cause: error,
+    });
   }
   if (effect === null) {
     return { event, id, effect, timestamp: 0, messageId: null, recipient: null, severity: null, reason: null, json };
   }
   // The timestamp is checked even so: without it an event could not be ordered or told from a re-delivery.
-  const timestamp = eventTimestamp(fields.timestamp);
-  const recipient = optionalText(fields.recipient, "recipient", MAX_TEXT_LENGTH);
-  const severity = optionalText(fields.severity, "severity", MAX_TEXT_LENGTH);
-  const reason = optionalText(fields.reason, "reason", MAX_TEXT_LENGTH);
-  // Absent, null or empty: the event matches nothing (200 unmatched); any other non-string is malformed.
-  const message = optionalObject(fields.message, "message");
-  const headers = message === null ? null : optionalObject(message.headers, "message.headers");
-  const rawMessageId = headers === null
-    ? null
-    : optionalText(headers["message-id"], "message.headers.message-id", MAX_MESSAGE_ID_LENGTH);
-  const messageId = bareMessageId(rawMessageId ?? "");
+  const tracked = check(mailgunTrackedFieldsSchema, eventData);
+  // Absent, null or empty: the event matches nothing (200 unmatched).
+  const messageId = bareMessageId(tracked.message?.headers?.["message-id"] ?? "");
   return {
     event,
     id,
     effect,
-    timestamp,
+    timestamp: tracked.timestamp,
     messageId: messageId === "" ? null : messageId,
-    recipient,
-    severity,
-    reason,
+    recipient: tracked.recipient ?? null,
+    severity: tracked.severity ?? null,
+    reason: tracked.reason ?? null,
     json,
   };
 }
@@ -109,45 +83,36 @@ export function bareMessageId(messageId: string): string {
   return messageId.trim().replace(/^<(.*)>$/, "$1").trim();
 }
 
-function unusable(path: string, problem: string): UnusableEventError {
-  return new UnusableEventError(`event-data is unusable: ${path}: ${problem}`);
+/** The schema's output, or an {@link UnusableEventError} naming the first issue's path. */
+function check<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const result = schema.safeParse(value, { error: problem });
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  // The path holds only the schema's own keys (records and arrays of unknowns never fail inside).
+  const path = ["event-data", ...issue.path.map(String)].join(".");
+  throw new UnusableEventError(`${path}: ${issue.message}`);
 }
 
-/** A string of `min` to `max` characters. */
-function text(value: unknown, path: string, min: number, max: number): string {
-  if (typeof value !== "string") throw unusable(path, `expected a string, got ${kindOf(value)}.`);
-  if (value.length < min) throw unusable(path, `expected at least ${min} character(s).`);
-  if (value.length > max) throw unusable(path, `expected at most ${max} characters.`);
-  return value;
-}
-
-/** A string of at most `max` characters, or null when absent or null. */
-function optionalText(value: unknown, path: string, max: number): string | null {
-  return value === undefined || value === null ? null : text(value, path, 0, max);
-}
-
-/** An object (not an array), or null when absent or null. */
-function optionalObject(value: unknown, path: string): Fields | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw unusable(path, `expected an object, got ${kindOf(value)}.`);
+/**
+ * Messages in the service's words for the issues its schema raises; the
+ * kind of value received, never the value (it may be a recipient address).
+ * Undefined leaves zod's own message, which holds no input either.
+ */
+function problem(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${withArticle(issue.expected)}, got ${kindOf(issue.input)}.`;
+    case "too_small":
+      return issue.origin === "string" ? `expected at least ${issue.minimum} character(s).` : undefined;
+    case "too_big":
+      return issue.origin === "string" ? `expected at most ${issue.maximum} characters.` : undefined;
+    default:
+      return undefined;
   }
-  return value as Fields;
 }
 
-/** Unix seconds, as a number or a decimal string, from 0 to 9999-12-31. */
-function eventTimestamp(value: unknown): number {
-  const seconds = typeof value === "string" && TIMESTAMP_TEXT.test(value) ? Number(value) : value;
-  if (typeof seconds !== "number") {
-    throw unusable(
-      "timestamp",
-      `expected Unix seconds, got ${typeof value === "string" ? "other text" : kindOf(value)}.`,
-    );
-  }
-  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_EVENT_TIMESTAMP_SECONDS) {
-    throw unusable("timestamp", `expected Unix seconds from 0 to ${MAX_EVENT_TIMESTAMP_SECONDS}.`);
-  }
-  return seconds;
+function withArticle(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
 function kindOf(value: unknown): string {

@@ -180,7 +180,7 @@ async function collectRows(
   let oldestSentAt: number | undefined;
   let undated = false;
   rows: for (const table of ["documents", "tenants"] as const) {
-    let afterId = 0;
+    let afterId: string | null = null;
     while (true) {
       const page = await findUnsettledRows(sql, table, afterId, ROWS_PAGE);
       for (const row of page) {
@@ -275,7 +275,7 @@ async function wouldApply(sql: Sql, item: Record<string, unknown>, group: Messag
   const parsed = parse(item);
   if (parsed === undefined) return "unusable";
   if (parsed.effect === null) return "ignored";
-  const recorded = await isEventRecorded(sql, parsed.id, parsed.timestamp, {
+  const recorded = await isEventRecorded(sql, parsed.id, parsed.json, parsed.timestamp, {
     documentIds: group.rows.filter((row) => row.table === "documents").map((row) => row.id),
     tenantIds: group.rows.filter((row) => row.table === "tenants").map((row) => row.id),
   });

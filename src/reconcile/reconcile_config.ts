@@ -1,4 +1,6 @@
-import { ConfigError, type EnvSource, readEnv, wholeNumber } from "../config/read_env.ts";
+import { z } from "zod";
+import { choiceVariable, textVariable, wholeNumberVariable } from "../config/env_variables.ts";
+import { ConfigError, type EnvSource, readEnv, readSetting } from "../config/read_env.ts";
 import type { BackoffOptions } from "./fetch_with_backoff.ts";
 import { MAILGUN_API_BASE_URLS } from "./mailgun_event_source.ts";
 
@@ -25,6 +27,35 @@ export interface ReconcileConfig {
   backoff: Omit<BackoffOptions, "onRetry">;
 }
 
+function domainProblem(issue: { input?: unknown }): string {
+  return `must be your sending domain, e.g. mg.example.com (got "${String(issue.input ?? "")}").`;
+}
+
+/** The variables reconcile reads; the age window, limit and API may come from flags instead. */
+const reconcileVariables = z.object({
+  MAILGUN_API_KEY: z.string({
+    error: "is required (Mailgun > API security > a private API key; not the webhook signing key).",
+  }),
+  MAILGUN_DOMAIN: z.string({ error: domainProblem }).regex(/^[a-z0-9.-]+$/i, { error: domainProblem }),
+  MAILGUN_REGION: choiceVariable(["us", "eu"]),
+  MAILGUN_API_BASE_URL: z.string().regex(/^https?:\/\/[^/]+\/?$/, {
+    error: "must be a scheme and host, e.g. https://api.mailgun.net.",
+  }).optional(),
+  RECONCILE_API: textVariable(),
+  RECONCILE_MIN_AGE: textVariable(),
+  RECONCILE_MAX_AGE: textVariable(),
+  RECONCILE_LIMIT: textVariable(),
+  RECONCILE_MAX_ATTEMPTS: wholeNumberVariable(6, 1, 20),
+  RECONCILE_BACKOFF_MS: wholeNumberVariable(1_000, 0, 60_000),
+  RECONCILE_MAX_BACKOFF_MS: wholeNumberVariable(60_000, 0, 600_000),
+  RECONCILE_REQUEST_TIMEOUT_MS: wholeNumberVariable(30_000, 100, 300_000),
+});
+
+/** `logs` or `events`, in any case. */
+const apiSetting = z.string().transform((raw) => raw.toLowerCase()).pipe(
+  z.enum(["logs", "events"], { error: (issue) => `must be logs or events (got "${String(issue.input)}").` }),
+);
+
 /**
  * Reads the reconcile settings: MAILGUN_API_KEY, MAILGUN_DOMAIN and
  * MAILGUN_REGION (`us` or `eu`), MAILGUN_API_BASE_URL (overrides the region),
@@ -35,46 +66,24 @@ export function loadReconcileConfig(
   flags: { minAge?: string; maxAge?: string; limit?: string; api?: string } = {},
   source?: EnvSource,
 ): ReconcileConfig {
-  const env = readEnv(source);
-  const get = env.text;
-  const apiKey = get("MAILGUN_API_KEY");
-  if (apiKey === undefined) {
-    throw new ConfigError(
-      "MAILGUN_API_KEY is required (Mailgun > API security > a private API key; not the webhook signing key).",
-    );
-  }
-  const domain = get("MAILGUN_DOMAIN");
-  if (domain === undefined || !/^[a-z0-9.-]+$/i.test(domain)) {
-    throw new ConfigError(`MAILGUN_DOMAIN must be your sending domain, e.g. mg.example.com (got "${domain ?? ""}").`);
-  }
-  const region = (get("MAILGUN_REGION") ?? "us").toLowerCase();
-  if (region !== "us" && region !== "eu") {
-    throw new ConfigError(`MAILGUN_REGION must be us or eu (got "${region}").`);
-  }
-  const baseUrl = get("MAILGUN_API_BASE_URL") ?? MAILGUN_API_BASE_URLS[region];
-  if (!/^https?:\/\/[^/]+\/?$/.test(baseUrl)) {
-    throw new ConfigError(`MAILGUN_API_BASE_URL must be a scheme and host, e.g. https://api.mailgun.net.`);
-  }
-  const api = (flags.api ?? get("RECONCILE_API") ?? "logs").toLowerCase();
-  if (api !== "logs" && api !== "events") {
-    throw new ConfigError(`--api must be logs or events (got "${api}").`);
-  }
-  const minAgeMs = duration("--min-age", flags.minAge ?? get("RECONCILE_MIN_AGE") ?? DEFAULT_MIN_AGE);
-  const maxAgeMs = duration("--max-age", flags.maxAge ?? get("RECONCILE_MAX_AGE") ?? DEFAULT_MAX_AGE);
+  const env = readEnv(reconcileVariables, source);
+  const api: ReconcileApi = readSetting("--api", apiSetting, flags.api ?? env.RECONCILE_API ?? "logs");
+  const minAgeMs = duration("--min-age", flags.minAge ?? env.RECONCILE_MIN_AGE ?? DEFAULT_MIN_AGE);
+  const maxAgeMs = duration("--max-age", flags.maxAge ?? env.RECONCILE_MAX_AGE ?? DEFAULT_MAX_AGE);
   if (maxAgeMs <= minAgeMs) throw new ConfigError("--max-age must be longer than --min-age.");
   return {
-    apiKey,
-    domain,
+    apiKey: env.MAILGUN_API_KEY,
+    domain: env.MAILGUN_DOMAIN,
     api,
-    baseUrl,
+    baseUrl: env.MAILGUN_API_BASE_URL ?? MAILGUN_API_BASE_URLS[env.MAILGUN_REGION ?? "us"],
     minAgeMs,
     maxAgeMs,
-    limit: wholeNumber("--limit", flags.limit ?? get("RECONCILE_LIMIT"), DEFAULT_LIMIT, 1, 1_000_000),
+    limit: readSetting("--limit", wholeNumberVariable(DEFAULT_LIMIT, 1, 1_000_000), flags.limit ?? env.RECONCILE_LIMIT),
     backoff: {
-      maxAttempts: env.integer("RECONCILE_MAX_ATTEMPTS", 6, 1, 20),
-      baseDelayMs: env.integer("RECONCILE_BACKOFF_MS", 1_000, 0, 60_000),
-      maxDelayMs: env.integer("RECONCILE_MAX_BACKOFF_MS", 60_000, 0, 600_000),
-      timeoutMs: env.integer("RECONCILE_REQUEST_TIMEOUT_MS", 30_000, 100, 300_000),
+      maxAttempts: env.RECONCILE_MAX_ATTEMPTS,
+      baseDelayMs: env.RECONCILE_BACKOFF_MS,
+      maxDelayMs: env.RECONCILE_MAX_BACKOFF_MS,
+      timeoutMs: env.RECONCILE_REQUEST_TIMEOUT_MS,
     },
   };
 }
@@ -88,4 +97,32 @@ export function duration(name: string, raw: string): number {
     throw new ConfigError(`${name} must be a duration like 30m, 2h or 7d (got "${raw}").`);
   }
   return Number(match[1]) * (UNITS[match[2]] ?? 0);
+}
+
+/** How often the service reconciles on its own (Deno.cron): RECONCILE_SCHEDULE. */
+export type ReconcileSchedule = "hourly" | "daily" | "off";
+
+/** Whether, and how, the service reconciles on its own schedule; `off` says why. */
+export type ScheduledReconcile =
+  | { schedule: "off"; reason: string }
+  | { schedule: "hourly" | "daily"; config: ReconcileConfig };
+
+/**
+ * The scheduled reconcile is opt-in: on when MAILGUN_API_KEY and
+ * MAILGUN_DOMAIN are set, unless RECONCILE_SCHEDULE is `off`; `daily` (the
+ * default: each run may read up to RECONCILE_MAX_AGE of Mailgun's log) or
+ * `hourly`. The rest as for `deno task reconcile` (RECONCILE_* variables).
+ * Throws a {@link ConfigError} naming a bad setting.
+ */
+export function loadScheduledReconcile(source?: EnvSource): ScheduledReconcile {
+  const env = readEnv(source);
+  const schedule = (env.text("RECONCILE_SCHEDULE") ?? "daily").toLowerCase();
+  if (schedule !== "hourly" && schedule !== "daily" && schedule !== "off") {
+    throw new ConfigError(`RECONCILE_SCHEDULE must be daily, hourly or off (got "${schedule}").`);
+  }
+  if (schedule === "off") return { schedule, reason: "RECONCILE_SCHEDULE is off" };
+  if (env.text("MAILGUN_API_KEY") === undefined && env.text("MAILGUN_DOMAIN") === undefined) {
+    return { schedule: "off", reason: "MAILGUN_API_KEY and MAILGUN_DOMAIN are not set" };
+  }
+  return { schedule, config: loadReconcileConfig({}, source) };
 }

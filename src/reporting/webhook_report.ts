@@ -11,6 +11,8 @@ export type Outcome =
   | "too_large"
   | "timeout"
   | "unavailable"
+  /** The API's schema refused a status (a narrow column, a CHECK, an enum): 503, retried. */
+  | "schema_refused"
   /** A bug (TypeError, ...), not an outage; answered 503 all the same. */
   | "internal_error";
 

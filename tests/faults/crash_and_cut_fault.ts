@@ -134,7 +134,7 @@ Deno.test("exactly once under SIGKILLs and database cuts: Mailgun-like traffic, 
     const logs = checkLogs(running, signingKey);
     const endState = await checkEndState(db.sql, plan);
     const accepted = [...report.byEvent.values()].flatMap((delivery) => delivery.acceptedTokens);
-    const [stored] = await db.sql`select count(*)::int as n from webhook_tokens where token = any(${accepted})`;
+    const [stored] = await db.sql`select count(*)::int as n from mailgun_webhook.tokens where token = any(${accepted})`;
 
     const figures = {
       seed,

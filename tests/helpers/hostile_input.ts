@@ -540,7 +540,7 @@ async function readSome(conn: Deno.Conn, timeoutMs: number): Promise<string> {
 /** What must not change without a valid signature: tokens, trail, and every status. */
 async function fingerprint(sql: Sql): Promise<string> {
   const [row] = await sql`
-    select (select count(*) from webhook_tokens)::int as tokens,
+    select (select count(*) from mailgun_webhook.tokens)::int as tokens,
            (select count(*) from email_events)::int as events,
            (select md5(coalesce(string_agg(id || ':' || email_status || ':' || coalesce(email_status_at::text, '-'), ','
                                 order by id), '')) from documents) as documents,

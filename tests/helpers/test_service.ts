@@ -20,8 +20,12 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Starts the service in-process; `env` overrides configuration variables. */
-export async function startTestService(env: Record<string, string> = {}, db?: TestDatabase): Promise<TestService> {
+/** Starts the service in-process; `env` overrides configuration variables, `options` go to startService. */
+export async function startTestService(
+  env: Record<string, string> = {},
+  db?: TestDatabase,
+  options: { pruneOnTimer?: boolean } = {},
+): Promise<TestService> {
   const database = db ?? await createTestDatabase();
   const key = `test-key-${crypto.randomUUID()}`;
   const config = loadConfig((name) =>
@@ -44,7 +48,7 @@ export async function startTestService(env: Record<string, string> = {}, db?: Te
     rawLogs.push(line);
     logs.push(JSON.parse(line));
   });
-  const service = await startService(config);
+  const service = await startService(config, options);
   return {
     url: service.url,
     sql: service.sql,
