@@ -115,13 +115,16 @@ export type ScheduledReconcile =
  * Throws a {@link ConfigError} naming a bad setting.
  */
 export function loadScheduledReconcile(source?: EnvSource): ScheduledReconcile {
-  const env = readEnv(source);
-  const schedule = (env.text("RECONCILE_SCHEDULE") ?? "daily").toLowerCase();
+  const env = readEnv(
+    z.object({ RECONCILE_SCHEDULE: textVariable(), MAILGUN_API_KEY: textVariable(), MAILGUN_DOMAIN: textVariable() }),
+    source,
+  );
+  const schedule = (env.RECONCILE_SCHEDULE ?? "daily").toLowerCase();
   if (schedule !== "hourly" && schedule !== "daily" && schedule !== "off") {
     throw new ConfigError(`RECONCILE_SCHEDULE must be daily, hourly or off (got "${schedule}").`);
   }
   if (schedule === "off") return { schedule, reason: "RECONCILE_SCHEDULE is off" };
-  if (env.text("MAILGUN_API_KEY") === undefined && env.text("MAILGUN_DOMAIN") === undefined) {
+  if (env.MAILGUN_API_KEY === undefined && env.MAILGUN_DOMAIN === undefined) {
     return { schedule: "off", reason: "MAILGUN_API_KEY and MAILGUN_DOMAIN are not set" };
   }
   return { schedule, config: loadReconcileConfig({}, source) };
