@@ -6,6 +6,13 @@ import { runtimeCron } from "./src/scheduling/cron_scheduler.ts";
 import { describeScheduledWork, type JobContext, registerScheduledJobs } from "./src/scheduling/scheduled_jobs.ts";
 import { startService } from "./src/start_service.ts";
 
+const USAGE = `Usage: deno task start
+
+Serves the Mailgun webhook (POST /v1/mailgun/webhook, GET /healthz) until SIGINT or SIGTERM.
+Configured by environment variables only (README, "Configuration"): DATABASE_URL (unset: the embedded
+development database in .pglite/, migrated on the spot), MAILGUN_WEBHOOK_SIGNING_KEY, PORT (default 8000).
+Logs one JSON line per event: info on stdout, warn and error on stderr.`;
+
 // Deno Deploy finds Deno.cron jobs by evaluating the entrypoint's top level before the server starts, and runs
 // each once per schedule for the timeline: they are registered here and wait for the service. Without Deno.cron
 // (deno task start), the service prunes on its own timer and reconcile is run by hand.
@@ -14,7 +21,15 @@ const jobContext = Promise.withResolvers<JobContext>();
 if (import.meta.main && cron !== undefined) registerScheduledJobs(cron, () => jobContext.promise);
 
 /** Serves the Mailgun webhook until SIGINT (Deno Deploy's stop signal) or SIGTERM. */
-async function main(): Promise<void> {
+async function main(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (args.length > 0) {
+    console.error(`Unknown argument ${args[0]}: the service takes no arguments.\n\n${USAGE}`);
+    Deno.exit(2);
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -71,7 +86,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   try {
-    await main();
+    await main(Deno.args);
   } catch (error) {
     console.error(`Start-up failed: ${(error as Error).message}`);
     Deno.exit(1);

@@ -19,6 +19,17 @@ import { parseBenchOptions } from "./bench_options.ts";
 import { runFullBench } from "./full_bench.ts";
 import { runScaleBench } from "./scale_bench.ts";
 
+const USAGE =
+  `Usage: deno task bench [--smoke] [--scale [--scale-factor F]] [--levels 1,8,32] [--rounds N] [--seconds S]
+
+Drives the service and pgbench on a fresh database of the PostgreSQL of DATABASE_URL (loopback only)
+and writes bench/results/bench-<mode>.json and .svg. --smoke: a few seconds, for CI.`;
+
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+
 const adminUrl = Deno.env.get("DATABASE_URL");
 if (!adminUrl) {
   console.error("DATABASE_URL is required: the benchmark runs on a real PostgreSQL (it creates its own database).");

@@ -7,13 +7,23 @@ const ROOT = new URL("../", import.meta.url).pathname;
  * all but `--env-file`.
  */
 export function startTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as { tasks: Record<string, string> };
-  const words = config.tasks.start.trim().split(/\s+/);
+  const command = taskCommand("start");
+  const words = command.trim().split(/\s+/);
   if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
-    throw new Error(`Unexpected start task: ${config.tasks.start}`);
+    throw new Error(`Unexpected start task: ${command}`);
   }
   const flags = words.slice(2, -1);
-  if (flags.some((flag) => !flag.startsWith("--"))) throw new Error(`Unexpected start task: ${config.tasks.start}`);
+  if (flags.some((flag) => !flag.startsWith("--"))) throw new Error(`Unexpected start task: ${command}`);
   // Tests set the child's whole environment: a developer's .env must not leak into it.
   return flags.filter((flag) => flag !== "--env-file");
+}
+
+/** A task's command in deno.json, whether written as a string or as `{ description, command }`. */
+export function taskCommand(name: string): string {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as {
+    tasks: Record<string, string | { command: string }>;
+  };
+  const task = config.tasks[name];
+  if (task === undefined) throw new Error(`deno.json has no task ${name}.`);
+  return typeof task === "string" ? task : task.command;
 }

@@ -17,7 +17,7 @@ Deno.test("deno.json declares the Deploy build: install, migrate before each tim
   assert.ok(config.tasks.migrate, "the pre-deploy command runs a task that exists");
   assert.ok(!config.deploy.runtime.args, "Deploy passes arguments to main.ts, never runtime flags");
   // Deploy takes no flags: a start task with V8 settings would measure and run what production never does.
-  assert.doesNotMatch(config.tasks.start, /--v8-flags/);
+  assert.doesNotMatch(config.tasks.start.command, /--v8-flags/);
 });
 
 Deno.test("pre-deploy: migrate names the timeline and database it migrates; without DATABASE_URL it names the context", async () => {

@@ -174,8 +174,13 @@ Deno.test("deno task reconcile uses the Logs API, --api events the Events API, -
       RECONCILE_MAX_ATTEMPTS: "3",
     });
 
-    const dry = await run(["task", "reconcile", "--min-age", "0", "--dry-run"], { env: env(logs) });
+    const dry = await run(["task", "reconcile", "--min-age", "0", "--dry-run", "--progress"], { env: env(logs) });
     assert.equal(dry.code, 0, dry.stderr + dry.stdout);
+    // --progress: a line per page on stderr, though it is no terminal here.
+    assert.match(
+      dry.stderr,
+      /^page 1: \d+ events read, 2 of them for the 1 rows checked, 2 to apply, 0 already recorded$/m,
+    );
     assert.match(dry.stdout, /Mailgun's Logs API .*dry run, nothing is written/);
     assert.match(dry.stdout, /Events found: 2, to apply: 2, duplicates skipped: 0/);
     assert.equal((await rowState(svc.sql, "documents", doc)).events.length, 0);
@@ -187,6 +192,8 @@ Deno.test("deno task reconcile uses the Logs API, --api events the Events API, -
     assert.match(ok.stdout, /events read in \d+ requests/);
     assert.match(ok.stdout, /Events found: 2, applied: 2, duplicates skipped: 0/);
     assert.ok(!ok.stdout.includes(logs.apiKey) && !ok.stderr.includes(logs.apiKey));
+    // Not a terminal, no --progress: nothing beyond the summary.
+    assert.doesNotMatch(ok.stderr + ok.stdout, /page 1:/);
     assert.equal((await rowState(svc.sql, "documents", doc)).status, "DELIVERED");
 
     const stuck = newMessageId();

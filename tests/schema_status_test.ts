@@ -168,6 +168,9 @@ Deno.test("unreachable (refused, or a black hole): one start-up line with the er
         assert.equal(line.level, "error");
         assert.ok(typeof line.error_code === "string" && typeof line.error === "string", JSON.stringify(line));
         if (port === refusedPort) assert.equal(line.error_code, "ECONNREFUSED");
+        // Where, and how long it waited: an operator can tell a wrong host from a slow one.
+        assert.equal(line.host, `127.0.0.1:${port}`);
+        assert.equal(typeof line.timeout_ms, "number");
         assert.equal((await health(svc.service.url)).status, 503);
         assert.ok(!svc.lines.some((l) => l.includes(PASSWORD)), "the password reached the log");
       } finally {

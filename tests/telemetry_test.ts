@@ -27,6 +27,7 @@ interface Metric {
 }
 interface LogRecord {
   severityText?: string;
+  severityNumber?: number;
   body?: { stringValue?: string };
   traceId?: string;
 }
@@ -171,6 +172,7 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     assert.equal(appliedSpan.kind, 2);
     assert.equal(attribute(appliedSpan.attributes, "http.route"), "/v1/mailgun/webhook");
     assert.equal(attribute(appliedSpan.attributes, "mailgun.event"), "delivered");
+    assert.equal(attribute(appliedSpan.attributes, "mailgun.message_id"), messageId.slice(1, -1));
     assert.equal(Number(attribute(appliedSpan.attributes, "http.response.status_code")), 200);
 
     // Log lines go through console: each is one log record, on the request's trace.
@@ -181,7 +183,19 @@ Deno.test("OTEL_DENO=true: a span per webhook with its outcome, a counter by out
     )!;
     const parsed = JSON.parse(appliedLine.body!.stringValue!.trim());
     assert.equal(parsed.status, 200);
+    // The line names the message (never the person), to trace an outcome to the ids it concerned.
+    assert.equal(parsed.message_id, messageId.slice(1, -1));
+    assert.equal(appliedLine.severityText, "INFO");
     assert.ok(appliedLine.traceId, "the log record is linked to the request's trace");
+    // A refused webhook is a warning (console.warn), not INFO: Deploy and OpenTelemetry can filter on it.
+    const refusedLines = receiver.logs.filter((record) =>
+      webhookLine(record) && record.body!.stringValue!.includes('"outcome":"unauthorized"')
+    );
+    assert.equal(refusedLines.length, 2);
+    for (const record of refusedLines) {
+      assert.equal(record.severityText, "WARN");
+      assert.equal(record.severityNumber, 13);
+    }
     assert.ok(receiver.logs.some((record) => record.body?.stringValue?.includes('"msg":"listening"')));
     const exported = JSON.stringify({ metrics: receiver.exports, spans: receiver.spans, logs: receiver.logs });
     assert.ok(!exported.includes(key), "the signing key is never exported");

@@ -17,7 +17,9 @@ it stands (values, keys, free text, URLs, also percent-encoded) becomes [erased]
 (type, times, reason). Works on the service's database (DATABASE_URL, else the embedded one, running or not).
 Prints how many entries changed, never the address; running it again erases nothing more.
 
-The argument must be exactly one address: local-part@domain.tld, no spaces, no second address, no %.`;
+The argument must be exactly one address: local-part@domain.tld, no spaces, no second address, no %.
+Gives up when the database does not answer the connect within 10 s or the erasure within 60 s (cancelled;
+run it again).`;
 
 /** The most an address on stdin may take (254 characters and a line break), with room to spare. */
 const STDIN_LIMIT = 1024;
@@ -78,5 +80,6 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exits at once: a socket still connecting to a silent database must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }

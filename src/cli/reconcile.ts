@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadDatabaseSettings } from "../config/database_settings.ts";
 import { ConfigError } from "../config/read_env.ts";
+import { DatabaseUnavailableError } from "../db/database_errors.ts";
 import { openToolDatabase } from "../db/open_tool_database.ts";
 import { schemaStatus, shippedMigrations } from "../db/schema_status.ts";
 import type { BackoffOptions } from "../reconcile/fetch_with_backoff.ts";
@@ -8,14 +9,19 @@ import { createMailgunEventsClient } from "../reconcile/mailgun_events_client.ts
 import { createMailgunLogsClient } from "../reconcile/mailgun_logs_client.ts";
 import { reconcile, type ReconcileSummary } from "../reconcile/reconcile.ts";
 import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
+import { progressWriter } from "../reconcile/reconcile_progress.ts";
 
 const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 10000] [--api logs|events] [--dry-run]
+                          [--progress]
 
 Reads Mailgun's delivered, failed and complained events of the window in which the documents and tenants
 without a final status were sent (between --min-age and --max-age ago), page by page, and applies those
 of these rows exactly as the webhook would. --api events uses Mailgun's deprecated Events API instead of
-its Logs API; --dry-run reports what would be applied and writes nothing.
-Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu.`;
+its Logs API; --dry-run reports what would be applied and writes nothing. On a terminal, a line on stderr
+shows the progress (pages, events read, rows' events found, applied); --progress prints it there as one
+line per page even when stderr is not a terminal.
+Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu. Gives up when the
+database does not answer the connect within 10 s or a statement within 60 s.`;
 
 /** `deno task reconcile`: repairs what Mailgun never delivered. Exits non-zero on any failure. */
 async function main(args: string[]): Promise<number> {
@@ -29,6 +35,7 @@ async function main(args: string[]): Promise<number> {
         limit: { type: "string" },
         api: { type: "string" },
         "dry-run": { type: "boolean" },
+        progress: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -53,17 +60,19 @@ async function main(args: string[]): Promise<number> {
     console.error(`Configuration error: ${error.message}`);
     return 1;
   }
+  const dryRun = parsed.values["dry-run"] === true;
+  const progress = progressWriter(Deno.stderr, parsed.values.progress === true, dryRun);
   let retries = 0;
   const backoff: BackoffOptions = {
     ...config.backoff,
     onRetry(reason, delayMs) {
       retries++;
+      progress.done();
       console.log(`  Mailgun answered ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
     },
   };
   const client = { baseUrl: config.baseUrl, apiKey: config.apiKey, domain: config.domain, backoff };
   const mailgun = config.api === "events" ? createMailgunEventsClient(client) : createMailgunLogsClient(client);
-  const dryRun = parsed.values["dry-run"] === true;
   let db;
   try {
     db = await openToolDatabase(loadDatabaseSettings());
@@ -78,7 +87,7 @@ async function main(args: string[]): Promise<number> {
     console.error(
       schema.state === "behind"
         ? `Reconcile failed: the database lacks migrations ${schema.missing.join(", ")}: run deno task migrate first.`
-        : `Reconcile failed: the database did not answer: ${(schema.error as Error)?.message}`,
+        : `Reconcile failed: the database at ${db.host} did not answer: ${(schema.error as Error)?.message}`,
     );
     return 1;
   }
@@ -91,13 +100,22 @@ async function main(args: string[]): Promise<number> {
   );
   let summary: ReconcileSummary;
   try {
-    summary = await reconcile(db.sql, mailgun, { ...config, dryRun }, (line) => console.log(line));
+    summary = await reconcile(db.sql, mailgun, { ...config, dryRun, onPage: progress.onPage }, (line) => {
+      progress.done();
+      console.log(line);
+    });
   } catch (error) {
-    console.error(`Reconcile failed: ${(error as Error).message}`);
+    progress.done();
+    const message = (error as Error).message;
+    const where = error instanceof DatabaseUnavailableError && !message.includes(db.host)
+      ? ` (the database at ${db.host})`
+      : "";
+    console.error(`Reconcile failed: ${message}${where}`);
     return 1;
   } finally {
     await db.close();
   }
+  progress.done();
   printSummary(summary, retries, dryRun);
   return summary.failed > 0 ? 1 : 0;
 }
@@ -136,5 +154,6 @@ function ago(ms: number): string {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exits at once: a socket still connecting to a silent database must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }

@@ -1,13 +1,15 @@
 import type { Sql } from "postgres";
 import { log } from "../reporting/log.ts";
+import { databaseHost } from "./database_host.ts";
 import { schemaStatus } from "./schema_status.ts";
 import { findStandInTables } from "./stand_in_tables_query.ts";
 
 /**
  * Logs one line at start-up on the database: up to date, unmigrated, or
  * unreachable with the database's (or the driver's) own message and code,
- * never the URL's password; and a warning when the API's tables are
- * stand-ins this service created (the wrong database). Bounded by `timeoutMs` (the connect timeout), so
+ * its `host:port` and the bound, never the URL's password; and a warning
+ * when the API's tables are stand-ins this service created (the wrong
+ * database). Bounded by `timeoutMs` (the connect timeout), so
  * that a wrong DATABASE_URL is heard of at once, not at the first webhook.
  * Never throws: the service starts anyway, the database may come up later.
  */
@@ -37,6 +39,8 @@ export async function checkDatabaseAtStart(
     // The pool was closed meanwhile: the service is stopping, there is nothing to report.
     if (error?.code === "CONNECTION_ENDED") return;
     log("error", "database is unreachable: webhooks get 503 until it answers", {
+      host: databaseHost(databaseUrl),
+      timeout_ms: timeoutMs,
       error_code: typeof error?.code === "string" ? error.code : undefined,
       error: withoutPassword(String(error?.message ?? error), databaseUrl),
     });

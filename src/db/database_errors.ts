@@ -130,3 +130,23 @@ export function toDatabaseError(error: unknown): unknown {
   }
   return new DatabaseUnavailableError("Database is unavailable; retry later.", { cause: error });
 }
+
+/**
+ * The database did not answer within a bound the caller set (a connect, or
+ * one statement): down, unreachable, or a network that drops packets.
+ */
+export class DatabaseTimeoutError extends DatabaseUnavailableError {
+  /** `host:port` of the database (never a password). */
+  readonly host: string;
+  readonly timeoutMs: number;
+  constructor(host: string, timeoutMs: number, what: string) {
+    super(`The database at ${host} did not answer ${what} within ${formatSeconds(timeoutMs)}.`);
+    this.name = "DatabaseTimeoutError";
+    this.host = host;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}

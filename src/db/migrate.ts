@@ -2,6 +2,7 @@ import type { ReservedSql, Sql } from "postgres";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { becomeHostTablesOwner, type HostTablesRole, hostTablesRole } from "./host_tables_role.ts";
 import { adoptLegacyRecord } from "./legacy_record.ts";
+import { advisoryLockHolder, type MigrateOptions, WAIT_REPORT_MS, watchMigration } from "./migration_watch.ts";
 import { splitStatements } from "./split_statements.ts";
 
 /** Where the schema's migrations live. */
@@ -74,20 +75,23 @@ function leadingComments(script: string): string[] {
  * {@link NO_TRANSACTION_MARKER}), under a session advisory lock held on one
  * connection: running it twice, or twice at the same moment, is safe.
  * Refuses to run when a file already applied has changed since. Returns the
- * names it applied.
+ * names it applied. `options` bound its statements and have it say what it
+ * waits for (see MigrateOptions).
  */
-export async function migrate(sql: Sql, dir: URL = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrate(sql: Sql, dir: URL = MIGRATIONS_DIR, options: MigrateOptions = {}): Promise<string[]> {
   const files = await readMigrations(dir);
-  const conn = await sql.reserve();
+  const reserved = await sql.reserve();
   try {
-    await acquireLock(conn);
+    const conn = await watchMigration(sql, reserved, options);
+    await acquireLock(conn, options.report);
     try {
       return await applyMissing(conn, files);
     } finally {
-      await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+      // A failed unlock (the session is gone) must not hide why the run failed: the lock ends with the session.
+      await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => {});
     }
   } finally {
-    conn.release();
+    reserved.release();
   }
 }
 
@@ -95,11 +99,23 @@ export async function migrate(sql: Sql, dir: URL = MIGRATIONS_DIR): Promise<stri
  * Polls with pg_try_advisory_lock rather than waiting in pg_advisory_lock: a
  * statement waiting for the lock holds a snapshot, and `create index
  * concurrently` in the lock holder waits for every older snapshot (a deadlock).
+ * Tells `report` who holds it, once, then every WAIT_REPORT_MS.
  */
-async function acquireLock(conn: ReservedSql): Promise<void> {
+async function acquireLock(conn: ReservedSql, report?: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  let reportedAt: number | undefined;
   while (true) {
     const [row] = await conn`select pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) as locked`;
-    if (row.locked) return;
+    if (row.locked) {
+      if (reportedAt !== undefined) {
+        report?.(`Got the migration lock after ${Math.round((Date.now() - started) / 1000)} s.`);
+      }
+      return;
+    }
+    if (report !== undefined && (reportedAt === undefined || Date.now() - reportedAt >= WAIT_REPORT_MS)) {
+      report(`Waiting: ${await advisoryLockHolder(conn, MIGRATION_LOCK_KEY)}.`);
+      reportedAt = Date.now();
+    }
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
 }

@@ -2,6 +2,8 @@ import type { Sql } from "postgres";
 import type { DatabaseSettings } from "../config/database_settings.ts";
 import { EMBEDDED_DATABASE_DIR, EMBEDDED_URL_FILE } from "../config/embedded_files.ts";
 import { connectPostgres } from "./connect_postgres.ts";
+import { connectTool } from "./connect_tool.ts";
+import { databaseHost } from "./database_host.ts";
 import { startEmbeddedDatabase } from "./embedded_database.ts";
 import { tryLockEmbeddedDatabase } from "./embedded_lock.ts";
 import { migrate } from "./migrate.ts";
@@ -9,6 +11,8 @@ import { migrate } from "./migrate.ts";
 /** The database a command-line tool works on. */
 interface ToolDatabase {
   sql: Sql;
+  /** `host:port` (never a password), for a tool's error messages. */
+  host: string;
   /** Where it is, in words, for the tool's output (never a password). */
   description: string;
   close(): Promise<void>;
@@ -17,7 +21,8 @@ interface ToolDatabase {
 /**
  * Opens the database a tool (reconcile, sql) works on, the same one the
  * service would use:
- * 1. `settings.databaseUrl` (DATABASE_URL), when set;
+ * 1. `settings.databaseUrl` (DATABASE_URL), when set: connected within a
+ *    bound, every statement bounded (see connectTool);
  * 2. else, when no process holds the embedded database (its lock is free),
  *    its files themselves, migrated as `deno task start` would (so a fresh
  *    clone works), holding the lock until closed;
@@ -33,13 +38,8 @@ export async function openToolDatabase(
 ): Promise<ToolDatabase> {
   const { databaseUrl } = settings;
   if (databaseUrl !== undefined) {
-    const sql = connectPostgres(databaseUrl, {
-      max: 2,
-      connectTimeoutMs: 10_000,
-      prepare: true,
-      sslMode: settings.sslMode,
-    });
-    return { sql, description: `DATABASE_URL (${hostOf(databaseUrl)})`, close: () => sql.end({ timeout: 5 }) };
+    const { sql, host, close } = await connectTool(databaseUrl, { max: 2, prepare: true, sslMode: settings.sslMode });
+    return { sql, host, description: `DATABASE_URL (${hostOf(databaseUrl)})`, close };
   }
   const lock = await tryLockEmbeddedDatabase(dir);
   if (lock === undefined) return await openRunningService(dir);
@@ -62,7 +62,12 @@ export async function openToolDatabase(
     await close();
     throw error;
   }
-  return { sql, description: `the embedded database in ${dir} (no service running)`, close };
+  return {
+    sql,
+    host: databaseHost(embedded.url),
+    description: `the embedded database in ${dir} (no service running)`,
+    close,
+  };
 }
 
 /** The embedded database through the service that holds it; never its files. */
@@ -88,6 +93,7 @@ async function openRunningService(dir: string): Promise<ToolDatabase> {
   }
   return {
     sql,
+    host: databaseHost(running),
     description: `the embedded database of the running service (${dir})`,
     close: () => sql.end({ timeout: 5 }),
   };

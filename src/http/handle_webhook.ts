@@ -26,7 +26,7 @@ export interface WebhookDeps {
 }
 
 /** What is known of a webhook when a step fails: it goes into the report beside the failure. */
-type Known = Pick<WebhookReport, "eventId" | "event" | "keyIndex" | "parentKey">;
+type Known = Pick<WebhookReport, "eventId" | "event" | "messageId" | "keyIndex" | "parentKey">;
 
 /**
  * request -> verify -> parse -> apply, and the status that tells Mailgun
@@ -59,7 +59,12 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
     }
     return failed(error, signed);
   }
-  const identified: Known = { ...signed, eventId: parsed.id ?? undefined, event: parsed.event };
+  const identified: Known = {
+    ...signed,
+    eventId: parsed.id ?? undefined,
+    event: parsed.event,
+    messageId: parsed.messageId ?? undefined,
+  };
   try {
     const { outcome, rows } = await applyEvent(deps.writer, parsed, auth);
     return { ...identified, status: 200, outcome, rows };

@@ -30,6 +30,18 @@ export interface ReconcileOptions {
   queryTimeoutMs?: number;
   /** Report what would be applied; write nothing. */
   dryRun?: boolean;
+  /** Told after each page of Mailgun's events (a month of them can take many minutes). */
+  onPage?: (progress: ReconcileProgress) => void;
+}
+
+/** How far a run has come, after a page of Mailgun's events. */
+export interface ReconcileProgress {
+  pages: number;
+  rowsChecked: number;
+  eventsScanned: number;
+  eventsFound: number;
+  applied: number;
+  duplicates: number;
 }
 
 /** What a run did. */
@@ -118,6 +130,7 @@ export async function reconcile(
   summary.window = { begin, end: now };
   const writer = options.dryRun ? undefined : createWriter(sql, options);
   const requestsBefore = mailgun.requests;
+  let pages = 0;
   try {
     for await (const page of mailgun.scan(begin, now)) {
       summary.eventsScanned += page.length;
@@ -131,6 +144,14 @@ export async function reconcile(
         else if (outcome === "duplicates") group.duplicates++;
         else group.other++;
       }
+      options.onPage?.({
+        pages: ++pages,
+        rowsChecked: summary.rowsChecked,
+        eventsScanned: summary.eventsScanned,
+        eventsFound: summary.eventsFound,
+        applied: summary.applied,
+        duplicates: summary.duplicates,
+      });
     }
   } catch (error) {
     if (!(error instanceof MailgunApiError) || error.fatal) throw error;

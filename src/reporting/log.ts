@@ -1,14 +1,22 @@
-type Writer = (line: string) => void;
+/** A log line's severity. */
+export type LogLevel = "info" | "warn" | "error";
+
+type Writer = (line: string, level: LogLevel) => void;
 
 /**
  * Through `console`, not `Deno.stdout`: Deno Deploy collects only `console.*`
  * output, and Deno's OpenTelemetry exports each call as one log record (linked
- * to the request's trace). Every level goes to stdout with `console.log`, so
- * that one stream keeps the lines in order; the level is in the line itself.
+ * to the request's trace), with the severity of the method called:
+ * `console.log` INFO, `console.warn` WARN, `console.error` ERROR. Deno writes
+ * the last two to stderr, so info lines are on stdout and warn and error
+ * lines on stderr, each stream in the order written; every line carries its
+ * `time` and `level`, to merge the two by.
  */
-function writeConsole(line: string): void {
+function writeConsole(line: string, level: LogLevel): void {
   try {
-    console.log(line);
+    if (level === "error") console.error(line);
+    else if (level === "warn") console.warn(line);
+    else console.log(line);
   } catch {
     // A broken stdout (a closed pipe) must never stop the service: the line is lost, the webhook is not.
   }
@@ -16,9 +24,12 @@ function writeConsole(line: string): void {
 
 let writer: Writer = writeConsole;
 
-/** Writes one structured JSON log line (stdout by default). Callers pass no secrets and no recipient addresses. */
-export function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}): void {
-  writer(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+/**
+ * Writes one structured JSON log line (info on stdout, warn and error on
+ * stderr, by default). Callers pass no secrets and no recipient addresses.
+ */
+export function log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
+  writer(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }), level);
 }
 
 /** Sends log lines elsewhere (tests read them); returns the previous writer. */

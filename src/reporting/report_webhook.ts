@@ -8,7 +8,11 @@ export function reportWebhook(report: WebhookReport, durationMs: number): void {
   recordWebhook(report, durationMs);
 }
 
-/** One line per webhook. Never the key, never a recipient address. */
+/**
+ * One line per webhook, at the severity of its status (200 info, 4xx warn,
+ * 5xx error). Never the key, never a recipient address; the message id, to
+ * trace a spike of `unmatched` to the ids that failed to match.
+ */
 function logWebhook(report: WebhookReport, durationMs: number): void {
   const level = report.status === 200 ? "info" : report.status >= 500 ? "error" : "warn";
   log(level, "webhook", {
@@ -16,6 +20,7 @@ function logWebhook(report: WebhookReport, durationMs: number): void {
     status: report.status,
     event_id: report.eventId,
     event: report.event,
+    message_id: report.messageId,
     rows: report.rows,
     signing_key_index: report.keyIndex,
     parent_key: report.parentKey,

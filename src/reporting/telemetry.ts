@@ -50,6 +50,7 @@ export function recordWebhook(report: WebhookReport, durationMs: number): void {
   }
   if (report.event !== undefined) span.setAttribute("mailgun.event", report.event);
   if (report.eventId !== undefined) span.setAttribute("mailgun.event_id", report.eventId);
+  if (report.messageId !== undefined) span.setAttribute("mailgun.message_id", report.messageId);
   if (report.rows !== undefined) span.setAttribute("mailgun.webhook.rows", report.rows);
   if (report.keyIndex !== undefined) span.setAttribute("mailgun.webhook.signing_key_index", report.keyIndex);
   if (report.parentKey) span.setAttribute("mailgun.webhook.parent_key", true);

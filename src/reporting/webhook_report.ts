@@ -37,6 +37,8 @@ export interface WebhookReport {
   message?: string;
   eventId?: string;
   event?: string;
+  /** The event's Message-ID, without angle brackets: it names a message, not a person. */
+  messageId?: string;
   rows?: number;
   /** Which configured signing key verified it, by position (never its value). */
   keyIndex?: number;

@@ -164,6 +164,17 @@ async function pumpLines(
   }
 }
 
+/** The first stderr line of `child` that satisfies `match` (warn and error log lines are there), polled. */
+export async function stderrLine(child: Child, match: (line: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const found = child.stderrLines.find(match);
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`No matching stderr line within ${timeoutMs} ms.`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Sends a signal to a child that may have exited already. */
 export function signalChild(child: Child, signal: Deno.Signal): void {
   try {
@@ -298,14 +309,20 @@ export async function startServerProcess(options: ServerOptions): Promise<Server
   return server;
 }
 
+/** The service's log lines among a process's stderr lines (warn and error; the rest is Deno's or a crash's). */
+export function stderrLogLines(stderr: string[]): string[] {
+  return stderr.filter((line) => line.startsWith('{"time":'));
+}
+
 /**
- * Checks the log of a service process: every stdout line is one JSON object
- * (so a hostile input could not forge or split a line), and no line of stdout
- * or stderr holds the signing key. Returns the parsed stdout lines.
+ * Checks the log of a service process: every stdout line (info) and every
+ * log line on stderr (warn, error) is one JSON object (so a hostile input
+ * could not forge or split a line), and no line of stdout or stderr holds the
+ * signing key. Returns the parsed log lines of both streams, in time order.
  */
 export function checkLogs(server: ServerProcess, signingKey: string): Record<string, unknown>[] {
   const parsed: Record<string, unknown>[] = [];
-  for (const line of server.stdout) {
+  for (const line of [...server.stdout, ...stderrLogLines(server.stderr)]) {
     if (line.includes(signingKey)) throw new Error("A log line holds the signing key.");
     const value = JSON.parse(line);
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -316,5 +333,5 @@ export function checkLogs(server: ServerProcess, signingKey: string): Record<str
   for (const line of server.stderr) {
     if (line.includes(signingKey)) throw new Error("A stderr line holds the signing key.");
   }
-  return parsed;
+  return parsed.sort((a, b) => String(a.time).localeCompare(String(b.time)));
 }
