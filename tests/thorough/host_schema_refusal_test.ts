@@ -7,16 +7,16 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { loadConfig } from "../src/config/service_config.ts";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { HostSchemaProblemsError } from "../src/db/host_schema_monitor.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { setLogWriter } from "../src/reporting/log.ts";
-import { startService } from "../src/start_service.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { run } from "./helpers/subprocess.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { loadConfig } from "../../src/config/service_config.ts";
+import { connectPostgres } from "../../src/db/connect_postgres.ts";
+import { HostSchemaProblemsError } from "../../src/db/host_schema_monitor.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { setLogWriter } from "../../src/reporting/log.ts";
+import { startService } from "../../src/start_service.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { run } from "../helpers/subprocess.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 async function tokenCount(svc: TestService, token: string): Promise<number> {
   const [row] = await svc.sql`select count(*)::int as n from mailgun_webhook.tokens where token = ${token}`;

@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { migrate } from "../src/db/migrate.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
-import { newMessageId, startTestService } from "./helpers/test_service.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
+import { newMessageId, startTestService } from "../helpers/test_service.ts";
 
 /** Rails: its schema_migrations(version) and ar_internal_metadata, integer ids, varchar statuses with inline CHECKs. */
 const RAILS = `

@@ -1,7 +1,7 @@
 /** Reconcile's progress: a line rewritten in place on a terminal, a line per page when forced, else nothing. */
 import assert from "node:assert/strict";
-import type { ReconcileProgress } from "../src/reconcile/reconcile.ts";
-import { formatProgress, progressWriter } from "../src/reconcile/reconcile_progress.ts";
+import type { ReconcileProgress } from "../../src/reconcile/reconcile.ts";
+import { formatProgress, progressWriter } from "../../src/reconcile/reconcile_progress.ts";
 
 const progress = (pages: number): ReconcileProgress => ({
   pages,

@@ -3,15 +3,15 @@
  * registered once each, with their names and schedules, through a scheduler
  * passed in (what Deno.cron is on Deno Deploy), and do their work on the real
  * database when run. Without Deno.cron the service keeps its own pruning
- * timer (tests/token_pruning_test.ts); with it, it sets none.
+ * timer (tests/thorough/token_pruning_test.ts); with it, it sets none.
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { PRUNE_MARGIN_SECONDS } from "../src/pruning/token_pruner.ts";
-import { setLogWriter } from "../src/reporting/log.ts";
-import { runtimeCron } from "../src/scheduling/cron_scheduler.ts";
+import { connectPostgres } from "../../src/db/connect_postgres.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { PRUNE_MARGIN_SECONDS } from "../../src/pruning/token_pruner.ts";
+import { setLogWriter } from "../../src/reporting/log.ts";
+import { runtimeCron } from "../../src/scheduling/cron_scheduler.ts";
 import {
   DAILY_RECONCILE_HOUR,
   describeScheduledWork,
@@ -20,12 +20,12 @@ import {
   RECONCILE_JOB,
   reconcileIsDue,
   registerScheduledJobs,
-} from "../src/scheduling/scheduled_jobs.ts";
-import { startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
-import { eventData } from "./helpers/mailgun.ts";
-import { failWithStderr, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
-import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
+} from "../../src/scheduling/scheduled_jobs.ts";
+import { startFakeMailgunLogs } from "../helpers/fake_mailgun_logs.ts";
+import { eventData } from "../helpers/mailgun.ts";
+import { failWithStderr, signalChild, spawn, START_PERMISSIONS } from "../helpers/subprocess.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
+import { insertRow, newMessageId, rowState, startTestService } from "../helpers/test_service.ts";
 
 const WINDOW = { maxAgeSeconds: 300, maxFutureSeconds: 60 };
 const DAY_SECONDS = 86_400;

@@ -9,16 +9,16 @@
  */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { SIGNATURE_MAX_AGE_SECONDS_LIMIT, SIGNATURE_MAX_FUTURE_SECONDS_LIMIT } from "../src/config/service_config.ts";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { PRUNE_MARGIN_SECONDS, pruneReach, startTokenPruner } from "../src/pruning/token_pruner.ts";
-import { pruneTokens, readTokenHorizon } from "../src/db/prune_tokens_query.ts";
-import { type BatchRowResult, type TokenWrite, writeBatch } from "../src/db/write_batch_query.ts";
-import { newToken, type SignatureBlock, signWebhook } from "../src/mailgun/sign_webhook.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { SIGNATURE_MAX_AGE_SECONDS_LIMIT, SIGNATURE_MAX_FUTURE_SECONDS_LIMIT } from "../../src/config/service_config.ts";
+import { connectPostgres } from "../../src/db/connect_postgres.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { PRUNE_MARGIN_SECONDS, pruneReach, startTokenPruner } from "../../src/pruning/token_pruner.ts";
+import { pruneTokens, readTokenHorizon } from "../../src/db/prune_tokens_query.ts";
+import { type BatchRowResult, type TokenWrite, writeBatch } from "../../src/db/write_batch_query.ts";
+import { newToken, type SignatureBlock, signWebhook } from "../../src/mailgun/sign_webhook.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 let svc: TestService;
 /** The service's own timers, caught as it set them up. */

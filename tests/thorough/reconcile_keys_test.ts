@@ -1,14 +1,14 @@
 /** Reconcile on the API's keys whatever their type: integer, bigint and uuid rows are paged and matched. */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { findUnsettledRows } from "../src/db/find_unsettled_rows_query.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { createMailgunEventsClient } from "../src/reconcile/mailgun_events_client.ts";
-import { reconcile } from "../src/reconcile/reconcile.ts";
-import { startFakeMailgun } from "./helpers/fake_mailgun.ts";
-import { eventData } from "./helpers/mailgun.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
-import { newMessageId } from "./helpers/test_service.ts";
+import { findUnsettledRows } from "../../src/db/find_unsettled_rows_query.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { createMailgunEventsClient } from "../../src/reconcile/mailgun_events_client.ts";
+import { reconcile } from "../../src/reconcile/reconcile.ts";
+import { startFakeMailgun } from "../helpers/fake_mailgun.ts";
+import { eventData } from "../helpers/mailgun.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
+import { newMessageId } from "../helpers/test_service.ts";
 
 const KEYS = {
   integer: "id serial primary key",

@@ -6,10 +6,10 @@
  * it stopped.
  */
 import assert from "node:assert/strict";
-import { copy } from "./helpers/copy_project.ts";
-import { startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
-import { eventData } from "./helpers/mailgun.ts";
-import { failWithStderr, run, signalChild, spawn } from "./helpers/subprocess.ts";
+import { copy } from "../helpers/copy_project.ts";
+import { startFakeMailgunLogs } from "../helpers/fake_mailgun_logs.ts";
+import { eventData } from "../helpers/mailgun.ts";
+import { failWithStderr, run, signalChild, spawn } from "../helpers/subprocess.ts";
 
 Deno.test("fresh clone: start, insert a document, simulate delivered, reconcile; on the embedded default", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mgwh-walkthrough-" });

@@ -4,13 +4,13 @@
  * webhook service, and a local fake of the Logs API (tests/helpers/fake_mailgun_logs.ts).
  */
 import assert from "node:assert/strict";
-import { createMailgunLogsClient, LOGS_PAGE_LIMIT } from "../src/reconcile/mailgun_logs_client.ts";
-import { messageSentAt } from "../src/reconcile/message_sent_at.ts";
-import { reconcile, type ReconcileOptions } from "../src/reconcile/reconcile.ts";
-import { MailgunApiError } from "../src/reconcile/reconcile_errors.ts";
-import { type FakeMailgunLogs, startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { createMailgunLogsClient, LOGS_PAGE_LIMIT } from "../../src/reconcile/mailgun_logs_client.ts";
+import { messageSentAt } from "../../src/reconcile/message_sent_at.ts";
+import { reconcile, type ReconcileOptions } from "../../src/reconcile/reconcile.ts";
+import { MailgunApiError } from "../../src/reconcile/reconcile_errors.ts";
+import { type FakeMailgunLogs, startFakeMailgunLogs } from "../helpers/fake_mailgun_logs.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 const WIDE_OPEN: ReconcileOptions = { minAgeMs: 0, maxAgeMs: 30 * 86_400_000, limit: 1000 };
 

@@ -5,14 +5,14 @@
  * local fakes of Mailgun's Events and Logs APIs served by Deno.serve.
  */
 import assert from "node:assert/strict";
-import { createMailgunEventsClient } from "../src/reconcile/mailgun_events_client.ts";
-import { reconcile, type ReconcileOptions } from "../src/reconcile/reconcile.ts";
-import { MailgunApiError } from "../src/reconcile/reconcile_errors.ts";
-import { type FakeMailgun, startFakeMailgun } from "./helpers/fake_mailgun.ts";
-import { startFakeMailgunLogs } from "./helpers/fake_mailgun_logs.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { run } from "./helpers/subprocess.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { createMailgunEventsClient } from "../../src/reconcile/mailgun_events_client.ts";
+import { reconcile, type ReconcileOptions } from "../../src/reconcile/reconcile.ts";
+import { MailgunApiError } from "../../src/reconcile/reconcile_errors.ts";
+import { type FakeMailgun, startFakeMailgun } from "../helpers/fake_mailgun.ts";
+import { startFakeMailgunLogs } from "../helpers/fake_mailgun_logs.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { run } from "../helpers/subprocess.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 const WIDE_OPEN: ReconcileOptions = { minAgeMs: 0, maxAgeMs: 30 * 86_400_000, limit: 1000 };
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
 import postgres from "postgres";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { insertRow, newMessageId, startTestService } from "./helpers/test_service.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { insertRow, newMessageId, startTestService } from "../helpers/test_service.ts";
 
 // Regression: postgres.js serialised array parameters as plain strings on a
 // connection still fetching the server's array types, so webhooks that

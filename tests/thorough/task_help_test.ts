@@ -1,7 +1,7 @@
 /** `--help` on every task prints its usage and does nothing else: no migration, no service, no database. */
 import assert from "node:assert/strict";
-import { copy } from "./helpers/copy_project.ts";
-import { PROJECT_DIR, run } from "./helpers/subprocess.ts";
+import { copy } from "../helpers/copy_project.ts";
+import { PROJECT_DIR, run } from "../helpers/subprocess.ts";
 
 const config = JSON.parse(await Deno.readTextFile(`${PROJECT_DIR}deno.json`));
 

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { signWebhook } from "../src/mailgun/sign_webhook.ts";
-import { eventData, post } from "./helpers/mailgun.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { signWebhook } from "../../src/mailgun/sign_webhook.ts";
+import { eventData, post } from "../helpers/mailgun.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 const PARENT_KEY = `parent-key-${crypto.randomUUID()}`;
 

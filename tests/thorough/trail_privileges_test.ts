@@ -12,10 +12,10 @@
  */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { migrate } from "../src/db/migrate.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { newMessageId, startTestService } from "./helpers/test_service.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { newMessageId, startTestService } from "../helpers/test_service.ts";
 
 const ADMIN_URL = Deno.env.get("DATABASE_URL");
 

@@ -1,12 +1,12 @@
 /** When the database fails, the answer is a retryable 503, quickly, and nothing is half-written. */
 import assert from "node:assert/strict";
-import { DatabaseUnavailableError } from "../src/db/database_errors.ts";
-import { loadConfig } from "../src/config/service_config.ts";
-import { errorStatus, failureCause } from "../src/http/error_response.ts";
-import { setLogWriter } from "../src/reporting/log.ts";
-import { startService } from "../src/start_service.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { insertRow, newMessageId, rowState, startTestService } from "./helpers/test_service.ts";
+import { DatabaseUnavailableError } from "../../src/db/database_errors.ts";
+import { loadConfig } from "../../src/config/service_config.ts";
+import { errorStatus, failureCause } from "../../src/http/error_response.ts";
+import { setLogWriter } from "../../src/reporting/log.ts";
+import { startService } from "../../src/start_service.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { insertRow, newMessageId, rowState, startTestService } from "../helpers/test_service.ts";
 
 async function serviceOn(databaseUrl: string) {
   const key = "database-failure-test-key";

@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { boundStatements } from "../src/db/bounded_statements.ts";
-import { TOOL_CONNECT_TIMEOUT_MS } from "../src/db/connect_tool.ts";
-import { DatabaseTimeoutError } from "../src/db/database_errors.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { run } from "./helpers/subprocess.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
+import { boundStatements } from "../../src/db/bounded_statements.ts";
+import { TOOL_CONNECT_TIMEOUT_MS } from "../../src/db/connect_tool.ts";
+import { DatabaseTimeoutError } from "../../src/db/database_errors.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { run } from "../helpers/subprocess.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
 
 const PASSWORD = "never-in-a-message-7f3a";
 

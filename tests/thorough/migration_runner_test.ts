@@ -1,9 +1,9 @@
 /** The migration runner: files outside a transaction, INVALID leftovers, checksums. */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { migrate } from "../src/db/migrate.ts";
-import { sha256Hex } from "../src/encoding/sha256_hex.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { sha256Hex } from "../../src/encoding/sha256_hex.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
 
 const INDEX_MIGRATION = "0010_host_indexes.sql";
 

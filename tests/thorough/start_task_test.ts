@@ -1,8 +1,8 @@
 /** The service as users run it: `deno task start`, a child process with the start task's permissions. */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { copy } from "./helpers/copy_project.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
+import { copy } from "../helpers/copy_project.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
 import {
   childCommand,
   failWithStderr,
@@ -11,10 +11,10 @@ import {
   spawn,
   START_PERMISSIONS,
   stderrLine,
-} from "./helpers/subprocess.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { newMessageId } from "./helpers/test_service.ts";
-import { migrate } from "../src/db/migrate.ts";
+} from "../helpers/subprocess.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { newMessageId } from "../helpers/test_service.ts";
+import { migrate } from "../../src/db/migrate.ts";
 
 const listening = (line: string) => line.includes('"msg":"listening"');
 

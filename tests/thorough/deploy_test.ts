@@ -1,11 +1,11 @@
 /** What Deno Deploy reads from the project, what the URL's sslmode does, and what tasks read from `.env`. */
 import assert from "node:assert/strict";
-import { loadDatabaseSettings } from "../src/config/database_settings.ts";
-import { loadConfig } from "../src/config/service_config.ts";
-import { connectPostgres, sslFallback } from "../src/db/connect_postgres.ts";
-import { copy } from "./helpers/copy_project.ts";
-import { PROJECT_DIR, run } from "./helpers/subprocess.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
+import { loadDatabaseSettings } from "../../src/config/database_settings.ts";
+import { loadConfig } from "../../src/config/service_config.ts";
+import { connectPostgres, sslFallback } from "../../src/db/connect_postgres.ts";
+import { copy } from "../helpers/copy_project.ts";
+import { PROJECT_DIR, run } from "../helpers/subprocess.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
 
 const config = JSON.parse(await Deno.readTextFile(`${PROJECT_DIR}deno.json`));
 

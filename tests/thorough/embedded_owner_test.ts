@@ -5,10 +5,10 @@
  * service listens.
  */
 import assert from "node:assert/strict";
-import { openToolDatabase } from "../src/db/open_tool_database.ts";
-import { tryLockEmbeddedDatabase } from "../src/db/embedded_lock.ts";
-import { copy } from "./helpers/copy_project.ts";
-import { failWithStderr, run, signalChild, spawn } from "./helpers/subprocess.ts";
+import { openToolDatabase } from "../../src/db/open_tool_database.ts";
+import { tryLockEmbeddedDatabase } from "../../src/db/embedded_lock.ts";
+import { copy } from "../helpers/copy_project.ts";
+import { failWithStderr, run, signalChild, spawn } from "../helpers/subprocess.ts";
 
 const listening = (line: string) => line.includes('"msg":"listening"');
 

@@ -1,13 +1,13 @@
 /** `deno task simulate`: realistic events, signed with the service's key, that the service applies. */
 import assert from "node:assert/strict";
-import { parseEventData } from "../src/mailgun/parse_event_data.ts";
-import { buildEvent, SIMULATED_KINDS } from "../src/simulate/build_event.ts";
+import { parseEventData } from "../../src/mailgun/parse_event_data.ts";
+import { buildEvent, SIMULATED_KINDS } from "../../src/simulate/build_event.ts";
 import { z } from "zod";
-import { readEnv } from "../src/config/read_env.ts";
-import { SERVICE_VARIABLES } from "../src/config/service_config.ts";
-import { simulateSigningKey } from "../src/simulate/simulate_signing_key.ts";
-import { run } from "./helpers/subprocess.ts";
-import { insertRow, newMessageId, rowState, startTestService, type TestService } from "./helpers/test_service.ts";
+import { readEnv } from "../../src/config/read_env.ts";
+import { SERVICE_VARIABLES } from "../../src/config/service_config.ts";
+import { simulateSigningKey } from "../../src/simulate/simulate_signing_key.ts";
+import { run } from "../helpers/subprocess.ts";
+import { insertRow, newMessageId, rowState, startTestService, type TestService } from "../helpers/test_service.ts";
 
 let svc: TestService;
 

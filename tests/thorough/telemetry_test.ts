@@ -4,13 +4,13 @@
  * exports OTLP/HTTP JSON to a receiver served by this test.
  */
 import assert from "node:assert/strict";
-import { connectPostgres } from "../src/db/connect_postgres.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { DURATION_METRIC, OUTCOME_ATTRIBUTE, REQUESTS_METRIC } from "../src/reporting/telemetry.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { failWithStderr, signalChild, spawn, START_PERMISSIONS } from "./helpers/subprocess.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { newMessageId } from "./helpers/test_service.ts";
+import { connectPostgres } from "../../src/db/connect_postgres.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { DURATION_METRIC, OUTCOME_ATTRIBUTE, REQUESTS_METRIC } from "../../src/reporting/telemetry.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { failWithStderr, signalChild, spawn, START_PERMISSIONS } from "../helpers/subprocess.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { newMessageId } from "../helpers/test_service.ts";
 
 type Attributes = { key: string; value: Record<string, unknown> }[];
 interface DataPoint {

@@ -4,9 +4,9 @@
  * error on stderr (console.warn, console.error), each stream in order.
  */
 import assert from "node:assert/strict";
-import { run } from "./helpers/subprocess.ts";
+import { run } from "../helpers/subprocess.ts";
 
-const LOG_MODULE = new URL("../src/reporting/log.ts", import.meta.url).href;
+const LOG_MODULE = new URL("../../src/reporting/log.ts", import.meta.url).href;
 
 Deno.test("info lines go to stdout, warn and error lines to stderr, each stream in the order written", async () => {
   const script = `

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { insertRow, newMessageId, startTestService } from "./helpers/test_service.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { insertRow, newMessageId, startTestService } from "../helpers/test_service.ts";
 
 Deno.test("an overload sheds webhooks with 503 (retried by Mailgun) instead of queueing without bound", async () => {
   const svc = await startTestService({ BATCH_QUEUE_MAX: "2", BATCH_IN_FLIGHT: "1" });

@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { errorStatus } from "../src/http/error_response.ts";
-import { parseEventData } from "../src/mailgun/parse_event_data.ts";
-import { parseWebhookBody } from "../src/mailgun/parse_webhook_body.ts";
-import { signWebhook } from "../src/mailgun/sign_webhook.ts";
-import { importSigningKeys, verifySignature } from "../src/mailgun/verify_signature.ts";
-import { fuzzCase, fuzzWebhook, hostileValue } from "./helpers/hostile_input.ts";
-import { eventData } from "./helpers/mailgun.ts";
-import { insertRow, newMessageId, startTestService } from "./helpers/test_service.ts";
+import { errorStatus } from "../../src/http/error_response.ts";
+import { parseEventData } from "../../src/mailgun/parse_event_data.ts";
+import { parseWebhookBody } from "../../src/mailgun/parse_webhook_body.ts";
+import { signWebhook } from "../../src/mailgun/sign_webhook.ts";
+import { importSigningKeys, verifySignature } from "../../src/mailgun/verify_signature.ts";
+import { fuzzCase, fuzzWebhook, hostileValue } from "../helpers/hostile_input.ts";
+import { eventData } from "../helpers/mailgun.ts";
+import { insertRow, newMessageId, startTestService } from "../helpers/test_service.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20260427);
 const HTTP_RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 8000);

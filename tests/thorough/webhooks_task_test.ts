@@ -4,17 +4,17 @@
  * flags read from deno.json), and its parts in process.
  */
 import assert from "node:assert/strict";
-import { ConfigError } from "../src/config/read_env.ts";
-import { webhookUrlFor } from "../src/mailgun_setup/webhook_events.ts";
-import { planWebhooks } from "../src/mailgun_setup/webhook_plan.ts";
-import { parseWebhookList } from "../src/mailgun_setup/webhooks_client.ts";
-import { loadWebhooksConfig } from "../src/mailgun_setup/webhooks_config.ts";
+import { ConfigError } from "../../src/config/read_env.ts";
+import { webhookUrlFor } from "../../src/mailgun_setup/webhook_events.ts";
+import { planWebhooks } from "../../src/mailgun_setup/webhook_plan.ts";
+import { parseWebhookList } from "../../src/mailgun_setup/webhooks_client.ts";
+import { loadWebhooksConfig } from "../../src/mailgun_setup/webhooks_config.ts";
 import {
   type FakeMailgunWebhooks,
   startFakeMailgunWebhooks,
   startSilentServer,
-} from "./helpers/fake_mailgun_webhooks.ts";
-import { PROJECT_DIR, run } from "./helpers/subprocess.ts";
+} from "../helpers/fake_mailgun_webhooks.ts";
+import { PROJECT_DIR, run } from "../helpers/subprocess.ts";
 
 const BASE = "https://app.comprobify.test";
 const OURS = `${BASE}/v1/mailgun/webhook`;

@@ -1,14 +1,14 @@
 /** From release f0e3176's schema (objects in the API's schema) to the namespace, rows and all. */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { migrate } from "../src/db/migrate.ts";
-import { buildLegacyDatabase } from "./helpers/legacy_database.ts";
-import { eventData, post, signedBody } from "./helpers/mailgun.ts";
-import { serviceCatalog } from "./helpers/schema_catalog.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
-import { newMessageId, startTestService } from "./helpers/test_service.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { buildLegacyDatabase } from "../helpers/legacy_database.ts";
+import { eventData, post, signedBody } from "../helpers/mailgun.ts";
+import { serviceCatalog } from "../helpers/schema_catalog.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
+import { newMessageId, startTestService } from "../helpers/test_service.ts";
 
-const NEW_MIGRATIONS = [...Deno.readDirSync(new URL("../migrations/", import.meta.url))]
+const NEW_MIGRATIONS = [...Deno.readDirSync(new URL("../../migrations/", import.meta.url))]
   .map((entry) => entry.name).filter((name) => name.endsWith(".sql")).sort();
 
 async function withDatabase(work: (sql: Sql, db: TestDatabase) => Promise<void>): Promise<void> {

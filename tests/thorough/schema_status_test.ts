@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { loadConfig } from "../src/config/service_config.ts";
-import { migrate } from "../src/db/migrate.ts";
-import { setLogWriter } from "../src/reporting/log.ts";
-import { startService } from "../src/start_service.ts";
-import { createTestDatabase } from "./helpers/test_database.ts";
-import { startTestService } from "./helpers/test_service.ts";
+import { loadConfig } from "../../src/config/service_config.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { setLogWriter } from "../../src/reporting/log.ts";
+import { startService } from "../../src/start_service.ts";
+import { createTestDatabase } from "../helpers/test_database.ts";
+import { startTestService } from "../helpers/test_service.ts";
 
 const PASSWORD = "s3cret-pw_Zq";
 

@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { migrate } from "../src/db/migrate.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/test_database.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test_database.ts";
 
 const onPostgres = Boolean(Deno.env.get("DATABASE_URL"));
 
