@@ -1,6 +1,7 @@
 import type { Sql } from "postgres";
 import { log } from "../reporting/log.ts";
 import { databaseHost } from "./database_host.ts";
+import { explainTlsRefusal } from "./tls_refusal.ts";
 import { schemaStatus } from "./schema_status.ts";
 import { findStandInTables } from "./stand_in_tables_query.ts";
 
@@ -38,11 +39,13 @@ export async function checkDatabaseAtStart(
     const error = status.error as { code?: unknown; message?: unknown };
     // The pool was closed meanwhile: the service is stopping, there is nothing to report.
     if (error?.code === "CONNECTION_ENDED") return;
+    const host = databaseHost(databaseUrl);
     log("error", "database is unreachable: webhooks get 503 until it answers", {
-      host: databaseHost(databaseUrl),
+      host,
       timeout_ms: timeoutMs,
       error_code: typeof error?.code === "string" ? error.code : undefined,
       error: withoutPassword(String(error?.message ?? error), databaseUrl),
+      hint: await explainTlsRefusal(error, host),
     });
   }
 }

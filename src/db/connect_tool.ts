@@ -3,6 +3,7 @@ import { boundStatements } from "./bounded_statements.ts";
 import { connectPostgres } from "./connect_postgres.ts";
 import { DatabaseTimeoutError } from "./database_errors.ts";
 import { databaseHost } from "./database_host.ts";
+import { explainTlsRefusal } from "./tls_refusal.ts";
 import { withTimeout } from "./with_timeout.ts";
 
 /** Bound on a tool's connect: TCP, TLS, PostgreSQL's start-up, and the first answer. */
@@ -37,7 +38,7 @@ export async function connectTool(
   } catch (error) {
     // Nothing to finish on a pool that never connected.
     await closeWithin(pool, 500);
-    throw toolConnectError(error, host);
+    throw toolConnectError(error, host, await explainTlsRefusal(error, host));
   }
   return {
     sql: boundStatements(pool, { timeoutMs: TOOL_STATEMENT_TIMEOUT_MS, host }),
@@ -46,11 +47,12 @@ export async function connectTool(
   };
 }
 
-/** What a failure to connect says: the host, and the bound when it was one. */
-function toolConnectError(error: unknown, host: string): Error {
+/** What a failure to connect says: the host, and the bound when it was one, or why TLS failed. */
+function toolConnectError(error: unknown, host: string, tlsRefusal: string | undefined): Error {
   if (error instanceof DatabaseTimeoutError) return error;
   const code = (error as { code?: unknown })?.code;
   if (code === "CONNECT_TIMEOUT") return connectTimeout(host);
+  if (tlsRefusal !== undefined) return new Error(tlsRefusal, { cause: error });
   return new Error(`Could not connect to the database at ${host}: ${(error as Error)?.message ?? error}`, {
     cause: error,
   });
