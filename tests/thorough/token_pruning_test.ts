@@ -9,7 +9,10 @@
  */
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { SIGNATURE_MAX_AGE_SECONDS_LIMIT, SIGNATURE_MAX_FUTURE_SECONDS_LIMIT } from "../../src/config/service_config.ts";
+import {
+  SIGNATURE_MAX_AGE_SECONDS_LIMIT,
+  SIGNATURE_MAX_FUTURE_SECONDS_LIMIT,
+} from "../../src/config/service_config.ts";
 import { connectPostgres } from "../../src/db/connect_postgres.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { PRUNE_MARGIN_SECONDS, pruneReach, startTokenPruner } from "../../src/pruning/token_pruner.ts";
