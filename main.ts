@@ -9,7 +9,7 @@ import { startService } from "./src/start_service.ts";
 const USAGE = `Usage: deno task start
 
 Serves the Mailgun webhook (POST /v1/mailgun/webhook, GET /healthz) until SIGINT or SIGTERM.
-Configured by environment variables only (README, "Configuration"): DATABASE_URL (unset: the embedded
+Configured by environment variables only (docs/configuration.md): DATABASE_URL (unset: the embedded
 development database in .pglite/, migrated on the spot), MAILGUN_WEBHOOK_SIGNING_KEY, PORT (default 8000).
 Logs one JSON line per event: info on stdout, warn and error on stderr.`;
 

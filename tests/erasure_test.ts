@@ -89,7 +89,7 @@ Deno.test("deno task erase <address> erases one person's data from the trail, an
     // Mailgun re-delivering an erased event brings nothing back (the trail's key is the event, not its data).
     await send(failed);
     assert.deepEqual(await trail(), after);
-    // On stdin, as the README suggests for keeping it out of shell history.
+    // On stdin, as docs/schema.md (Erasure requests) suggests for keeping it out of shell history.
     const again = await eraseFromStdin(`${ADDRESS}\n`, svc.db.url);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Erased the address from 0 trail entries/);

@@ -19,7 +19,7 @@ interface Roles {
   connect(role: string): Sql;
 }
 
-/** The API's tables owned by an API owner role, and a service role with the grants the README lists. */
+/** The API's tables owned by an API owner role, and a service role with the grants docs/schema.md and SECURITY.md list. */
 async function withRoles(member: boolean, work: (roles: Roles, admin: Sql, db: TestDatabase) => Promise<void>) {
   const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
   const apiOwner = `mgwh_api_owner_${suffix}`;

@@ -1,5 +1,5 @@
 /**
- * The README's walk-through, as a newcomer runs it in a fresh clone against
+ * The README's walk-through (and docs/reconcile.md's), as a newcomer runs it in a fresh clone against
  * the embedded default: `deno task start`, `deno task sql` to insert a
  * document, `deno task simulate delivered`, then `deno task reconcile`
  * (against a local fake of Mailgun's Logs API) while the service runs and after
