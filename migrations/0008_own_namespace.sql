@@ -24,15 +24,19 @@ do $$
 declare
   c record;
 begin
-  if to_regclass('webhook_tokens') is null then
+  -- Known by the earlier release's migration record, which the runner adopted
+  -- before this file runs: a table of the API's own that happens to be named
+  -- webhook_tokens is not ours, and is left alone.
+  if not exists (select 1 from mailgun_webhook.schema_migrations where name = '0007_token_day_partitions.sql') then
     return;
   end if;
-  if (select relkind from pg_class where oid = to_regclass('webhook_tokens')) <> 'p'
+  if to_regclass('webhook_tokens') is null
+     or (select relkind from pg_class where oid = to_regclass('webhook_tokens')) <> 'p'
      or to_regprocedure('webhook_token_slot(timestamptz)') is null
      or to_regprocedure('email_status_rank(text)') is null
      or to_regprocedure('webhook_body_hash(jsonb)') is null
      or to_regclass('email_events') is null then
-    raise exception 'This database holds an earlier release''s schema, but not at its last migration (0007_token_day_partitions.sql): deploy release f0e3176 and run its deno task migrate first.';
+    raise exception 'The earlier release''s migration record says 0007_token_day_partitions.sql was applied, but its objects (webhook_tokens partitioned, email_status_rank, webhook_body_hash, webhook_token_slot, email_events) are not all there: restore them, or deploy release f0e3176 and run its deno task migrate first.';
   end if;
 
   alter function email_status_rank(text) set schema mailgun_webhook;
@@ -174,12 +178,15 @@ declare
   key_type text;
 begin
   -- An earlier release's trail stays as it is, rows, keys and all (its
-  -- record was adopted by the runner). Any other email_events is not ours:
-  -- creating the trail then fails, saying it exists.
+  -- record was adopted by the runner). Any other email_events is not ours.
   if to_regclass('email_events') is not null and exists (
     select 1 from mailgun_webhook.schema_migrations where name = '0007_token_day_partitions.sql'
   ) then
     return;
+  end if;
+  if to_regclass('email_events') is not null then
+    raise exception 'The API already has a table email_events, the name the product documentation gives the trail: '
+      'rename the API''s table, or migrate into a database where the name is free.';
   end if;
   foreach t in array array['documents', 'tenants'] loop
     select format_type(a.atttypid, a.atttypmod) into key_type

@@ -174,3 +174,28 @@ Deno.test("a key type the trail cannot reference (text ids) is refused up front,
     },
   );
 });
+
+Deno.test("the API's own webhook_tokens is left alone; its own email_events is refused, naming the clash", async () => {
+  const tables = `
+    create table tenants (id bigserial primary key, email_message_id text, email_status text);
+    create table documents (id bigserial primary key, email_message_id text, email_status text);`;
+  await withApiDatabase(
+    `${tables}
+     create table webhook_tokens (id serial primary key, provider text, secret text);
+     insert into webhook_tokens (provider, secret) values ('stripe', 's1'), ('github', 's2');`,
+    async (sql) => {
+      const before = await tableState(sql, "webhook_tokens");
+      await migrate(sql);
+      assert.deepEqual(await tableState(sql, "webhook_tokens"), before);
+      const [{ tokens }] = await sql`select to_regclass('mailgun_webhook.tokens') is not null as tokens`;
+      assert.equal(tokens, true);
+    },
+  );
+  await withApiDatabase(
+    `${tables}
+     create table email_events (id serial primary key, kind text);`,
+    async (sql) => {
+      await assert.rejects(migrate(sql), /The API already has a table email_events/);
+    },
+  );
+});
