@@ -158,11 +158,11 @@ export async function reconcile(
   // are stamped at most CLOCK_MARGIN_MS before it: a run reads no further
   // than now - minAgeMs, so that what rows due later need is read by later runs.
   const end = new Date(now.getTime() - options.minAgeMs);
+  const { groups, oldestSentAt } = await collectRows(sql, now, options, summary);
+  summary.messageIds = groups.size;
   const stored = await readReconcileWatermark(sql, mailgun.domain, mailgun.api);
   summary.watermark = stored?.scannedUntil;
   summary.fullScan = fullScanReason(options, stored?.rescanLabel, stored === undefined);
-  const { groups, oldestSentAt } = await collectRows(sql, now, options, summary);
-  summary.messageIds = groups.size;
 
   const earliest = now.getTime() - options.maxAgeMs;
   let begin = summary.fullScan === undefined
