@@ -14,6 +14,9 @@ Deno.test("reconcile settings: required key and domain, region hosts, durations,
   assert.equal(loadReconcileConfig({ api: "events" }, env(base)).api, "events");
   assert.equal(loadReconcileConfig({}, env({ ...base, RECONCILE_API: "EVENTS" })).api, "events");
   assert.equal("region" in us, false, "the region is only read to choose the host");
+  assert.equal(us.rescanLabel, undefined, "no full rescan asked for");
+  assert.equal(loadReconcileConfig({}, env({ ...base, RECONCILE_RESCAN: " 2026-12-07 " })).rescanLabel, "2026-12-07");
+  assert.equal(loadReconcileConfig({}, env({ ...base, RECONCILE_RESCAN: " " })).rescanLabel, undefined);
   const flagged = loadReconcileConfig(
     { minAge: "0", maxAge: "2h", limit: "5" },
     env({ ...base, RECONCILE_MIN_AGE: "9h" }),

@@ -12,12 +12,15 @@ import { loadReconcileConfig } from "../reconcile/reconcile_config.ts";
 import { progressWriter } from "../reconcile/reconcile_progress.ts";
 
 const USAGE = `Usage: deno task reconcile [--min-age 1h] [--max-age 30d] [--limit 10000] [--api logs|events] [--dry-run]
-                          [--progress]
+                          [--full] [--progress]
 
-Reads Mailgun's delivered, failed and complained events of the window in which the documents and tenants
-without a final status were sent (between --min-age and --max-age ago), page by page, and applies those
-of these rows exactly as the webhook would. --api events uses Mailgun's deprecated Events API instead of
-its Logs API; --dry-run reports what would be applied and writes nothing. On a terminal, a line on stderr
+Reads Mailgun's delivered, failed and complained events that are new since the last run (from the
+domain's watermark, less half an hour for events Mailgun stores late, to --min-age ago), page by page,
+and applies those of the documents and tenants without a final status sent between --min-age and
+--max-age ago exactly as the webhook would; then moves the watermark to where it read. The first run,
+--full, and a new value of RECONCILE_RESCAN read the whole window (--max-age ago to --min-age ago)
+instead. --api events uses Mailgun's deprecated Events API instead of its Logs API; --dry-run reports
+what would be applied and writes nothing, the watermark included. On a terminal, a line on stderr
 shows the progress (pages, events read, rows' events found, applied); --progress prints it there as one
 line per page even when stderr is not a terminal.
 Needs MAILGUN_API_KEY and MAILGUN_DOMAIN; MAILGUN_REGION is us (default) or eu. Gives up when the
@@ -35,6 +38,7 @@ async function main(args: string[]): Promise<number> {
         limit: { type: "string" },
         api: { type: "string" },
         "dry-run": { type: "boolean" },
+        full: { type: "boolean" },
         progress: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -61,6 +65,7 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   const dryRun = parsed.values["dry-run"] === true;
+  const full = parsed.values.full === true;
   const progress = progressWriter(Deno.stderr, parsed.values.progress === true, dryRun);
   let retries = 0;
   const backoff: BackoffOptions = {
@@ -100,7 +105,7 @@ async function main(args: string[]): Promise<number> {
   );
   let summary: ReconcileSummary;
   try {
-    summary = await reconcile(db.sql, mailgun, { ...config, dryRun, onPage: progress.onPage }, (line) => {
+    summary = await reconcile(db.sql, mailgun, { ...config, dryRun, full, onPage: progress.onPage }, (line) => {
       progress.done();
       console.log(line);
     });
@@ -129,7 +134,8 @@ function printSummary(summary: ReconcileSummary, retries: number, dryRun: boolea
   if (summary.window !== undefined) {
     console.log(
       `Window: ${summary.window.begin.toISOString()} to ${summary.window.end.toISOString()}, ` +
-        `${summary.eventsScanned} events read in ${summary.requests} requests`,
+        `${summary.eventsScanned} events read in ${summary.requests} requests` +
+        (summary.fullScan === undefined ? " (new since the watermark)" : ` (the whole window: ${summary.fullScan})`),
     );
   }
   console.log(
@@ -142,6 +148,12 @@ function printSummary(summary: ReconcileSummary, retries: number, dryRun: boolea
   console.log(
     `Unknown to Mailgun: ${summary.unknownToMailgun}, failed: ${summary.failed}, retries: ${retries}` +
       (summary.limited ? " (the row limit was reached: run again for the rest)" : ""),
+  );
+  const was = summary.watermark === undefined ? "none yet" : `was ${summary.watermark.toISOString()}`;
+  console.log(
+    summary.advancedTo === undefined
+      ? `Watermark: not moved (${summary.heldBack}; ${was})`
+      : `Watermark: ${summary.advancedTo.toISOString()} (${was})`,
   );
 }
 

@@ -17,6 +17,10 @@ export const MAX_PAGES_PER_SCAN = 10_000;
 export interface MailgunEventSource {
   /** For the report: "Logs API" or "Events API". */
   readonly name: string;
+  /** Which API, as RECONCILE_API names it: each keeps its own watermark. */
+  readonly api: "logs" | "events";
+  /** The sending domain read. */
+  readonly domain: string;
   /**
    * The `delivered`, `failed` and `complained` events of the domain between
    * `begin` and `end`, oldest first, page by page, each as the event-data a

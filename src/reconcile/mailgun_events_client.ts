@@ -35,6 +35,8 @@ export function createMailgunEventsClient(
 
   return {
     name: "Events API",
+    api: "events",
+    domain: options.domain,
     get requests() {
       return counted.requests();
     },

@@ -44,6 +44,8 @@ export function createMailgunLogsClient(
 
   return {
     name: "Logs API",
+    api: "logs",
+    domain: options.domain,
     get requests() {
       return counted.requests();
     },

@@ -5,6 +5,7 @@ import { DEFAULT_BATCH_QUEUE_MAX, DEFAULT_DB_LOCK_TIMEOUT_MS } from "../config/s
 import { DataRefusedError } from "../db/database_errors.ts";
 import { isEventRecorded } from "../db/find_recorded_event_query.ts";
 import { findUnsettledRows, type UnsettledRow } from "../db/find_unsettled_rows_query.ts";
+import { advanceReconcileWatermark, readReconcileWatermark } from "../db/reconcile_watermark_query.ts";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { UnusableEventError } from "../mailgun/mailgun_errors.ts";
 import { bareMessageId, type ParsedEvent, parseEventData } from "../mailgun/parse_event_data.ts";
@@ -14,6 +15,16 @@ import { messageSentAt } from "./message_sent_at.ts";
 
 /** Events may be stamped a little before the send time Mailgun put in the Message-ID. */
 const CLOCK_MARGIN_MS = 5 * 60 * 1000;
+
+/**
+ * How far back of the watermark each run reads again. Mailgun documents that
+ * its events reach the store out of order and may be retrievable only some
+ * time after they happened: its "Event Polling" guide (Events API) has a poller
+ * trust only pages older than "the threshold age (e.g. half an hour)". The
+ * Logs API documents no figure of its own; it serves the same events, so the
+ * same half hour is kept for both.
+ */
+export const LATE_EVENTS_MARGIN_MS = 30 * 60 * 1000;
 
 /** Unsettled rows read from the database per query. */
 const ROWS_PAGE = 1000;
@@ -28,8 +39,15 @@ export interface ReconcileOptions {
   limit: number;
   /** Bound on one database statement. */
   queryTimeoutMs?: number;
-  /** Report what would be applied; write nothing. */
+  /** Report what would be applied; write nothing (the watermark stays where it is). */
   dryRun?: boolean;
+  /** Read the whole age window, whatever the watermark says (`--full`). */
+  full?: boolean;
+  /**
+   * RECONCILE_RESCAN: a value other than the one recorded with the watermark
+   * asks for one full rescan; a complete run records it.
+   */
+  rescanLabel?: string;
   /** Told after each page of Mailgun's events (a month of them can take many minutes). */
   onPage?: (progress: ReconcileProgress) => void;
 }
@@ -58,6 +76,14 @@ export interface ReconcileSummary {
   limited: boolean;
   /** The window read from Mailgun (undefined when there was nothing to look for). */
   window?: { begin: Date; end: Date };
+  /** Why the whole age window was read rather than what is new since the watermark (undefined: it was not). */
+  fullScan?: string;
+  /** The watermark the run started from (undefined: none yet). */
+  watermark?: Date;
+  /** Where the run moved the watermark to (undefined: it stayed, see `heldBack`). */
+  advancedTo?: Date;
+  /** Why the watermark stayed: a dry run, a failed scan, or the row limit. */
+  heldBack?: string;
   /** Events Mailgun answered for the window, of every message of the domain. */
   eventsScanned: number;
   /** Requests sent to Mailgun, retries included. */
@@ -89,13 +115,20 @@ interface MessageGroup {
 
 /**
  * Finds the rows whose final event may never have arrived (at most
- * `limit`, held in memory), reads Mailgun's events of the window that
- * covers them page by page (one scan for all rows, whatever their number),
- * keeps the events of those rows, and applies each one exactly as the
- * webhook does (parseEventData, then applyEvent in one statement) under a
- * token derived from the event itself. So a re-run, or an event that also
- * came by webhook, is recognised by the trail's key and never applied
- * twice. Stops at the first fatal error (wrong API key, database down).
+ * `limit`, held in memory), reads Mailgun's events page by page (one scan
+ * for all rows, whatever their number), keeps the events of those rows, and
+ * applies each one exactly as the webhook does (parseEventData, then
+ * applyEvent in one statement) under a token derived from the event itself.
+ * So a re-run, or an event that also came by webhook, is recognised by the
+ * trail's key and never applied twice. Stops at the first fatal error (wrong
+ * API key, database down).
+ *
+ * The window read is what is new: from the domain's watermark (migration
+ * 0013) less LATE_EVENTS_MARGIN_MS, to now less the minimum age, never
+ * further back than the maximum age. The whole age window is read on the
+ * first run, with `full`, or for a new `rescanLabel`. A run that applied
+ * everything it read, for every row due (not cut short by `limit`), moves
+ * the watermark to the end of its window; a dry run never does.
  */
 export async function reconcile(
   sql: Sql,
@@ -121,18 +154,70 @@ export async function reconcile(
     failed: 0,
   };
   const now = new Date();
+  // Rows become due at their send time plus the minimum age, and their events
+  // are stamped at most CLOCK_MARGIN_MS before it: a run reads no further
+  // than now - minAgeMs, so that what rows due later need is read by later runs.
+  const end = new Date(now.getTime() - options.minAgeMs);
   const { groups, oldestSentAt } = await collectRows(sql, now, options, summary);
   summary.messageIds = groups.size;
-  if (groups.size === 0) return summary;
+  const stored = await readReconcileWatermark(sql, mailgun.domain, mailgun.api);
+  summary.watermark = stored?.scannedUntil;
+  summary.fullScan = fullScanReason(options, stored?.rescanLabel, stored === undefined);
 
   const earliest = now.getTime() - options.maxAgeMs;
-  const begin = new Date(Math.max(earliest, (oldestSentAt ?? earliest) - CLOCK_MARGIN_MS));
-  summary.window = { begin, end: now };
+  let begin = summary.fullScan === undefined
+    ? Math.max(earliest, stored!.scannedUntil.getTime() - LATE_EVENTS_MARGIN_MS)
+    : earliest;
+  // Unsettled rows choose which messages matter and may narrow the window; they never widen it.
+  if (oldestSentAt !== undefined) begin = Math.max(begin, oldestSentAt - CLOCK_MARGIN_MS);
+  if (groups.size > 0 && begin < end.getTime()) {
+    await scanWindow(sql, mailgun, new Date(begin), end, groups, options, summary, report);
+  }
+
+  if (options.dryRun) summary.heldBack = "dry run";
+  else if (summary.failed > 0) summary.heldBack = `Mailgun's ${mailgun.name} could not be read`;
+  else if (summary.limited) summary.heldBack = "the row limit was reached";
+  else {
+    // Everything read was applied (an error would have thrown before this): the next run starts here.
+    const label = summary.fullScan === undefined ? null : options.rescanLabel ?? null;
+    await advanceReconcileWatermark(sql, mailgun.domain, mailgun.api, end, label);
+    summary.advancedTo = end;
+  }
+  reportGroups(groups, summary, options.dryRun === true, report);
+  return summary;
+}
+
+/** Why a run reads the whole age window; undefined when it reads from the watermark. */
+function fullScanReason(options: ReconcileOptions, recordedLabel: string | null | undefined, first: boolean) {
+  if (options.full) return "asked for (--full)";
+  if (first) return "first run (no watermark yet)";
+  if (options.rescanLabel !== undefined && options.rescanLabel !== recordedLabel) {
+    return `RECONCILE_RESCAN is ${JSON.stringify(options.rescanLabel)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Reads Mailgun's events of [begin, end] page by page and applies (in a dry
+ * run: looks up) those of the rows held. A scan that fails short of fatal is
+ * counted in `summary.failed`; what was applied before stays.
+ */
+async function scanWindow(
+  sql: Sql,
+  mailgun: MailgunEventSource,
+  begin: Date,
+  end: Date,
+  groups: Map<string, MessageGroup>,
+  options: ReconcileOptions,
+  summary: ReconcileSummary,
+  report: (line: string) => void,
+): Promise<void> {
+  summary.window = { begin, end };
   const writer = options.dryRun ? undefined : createWriter(sql, options);
   const requestsBefore = mailgun.requests;
   let pages = 0;
   try {
-    for await (const page of mailgun.scan(begin, now)) {
+    for await (const page of mailgun.scan(begin, end)) {
       summary.eventsScanned += page.length;
       for (const item of page) {
         const group = groups.get(itemMessageId(item));
@@ -161,8 +246,6 @@ export async function reconcile(
     await writer?.drain();
     summary.requests = mailgun.requests - requestsBefore;
   }
-  reportGroups(groups, summary, options.dryRun === true, report);
-  return summary;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface ReconcileConfig {
   minAgeMs: number;
   maxAgeMs: number;
   limit: number;
+  /** RECONCILE_RESCAN: a new value asks the next run for one full rescan of the age window. */
+  rescanLabel?: string;
   backoff: Omit<BackoffOptions, "onRetry">;
 }
 
@@ -45,6 +47,7 @@ const reconcileVariables = z.object({
   RECONCILE_MIN_AGE: textVariable(),
   RECONCILE_MAX_AGE: textVariable(),
   RECONCILE_LIMIT: textVariable(),
+  RECONCILE_RESCAN: textVariable(),
   RECONCILE_MAX_ATTEMPTS: wholeNumberVariable(6, 1, 20),
   RECONCILE_BACKOFF_MS: wholeNumberVariable(1_000, 0, 60_000),
   RECONCILE_MAX_BACKOFF_MS: wholeNumberVariable(60_000, 0, 600_000),
@@ -60,7 +63,9 @@ const apiSetting = z.string().transform((raw) => raw.toLowerCase()).pipe(
  * Reads the reconcile settings: MAILGUN_API_KEY, MAILGUN_DOMAIN and
  * MAILGUN_REGION (`us` or `eu`), MAILGUN_API_BASE_URL (overrides the region),
  * the API (`--api logs|events`, or RECONCILE_API), and the age window and
- * limit, from flags (`--min-age 2h`) or RECONCILE_* variables. Throws a {@link ConfigError} naming the first bad setting.
+ * limit, from flags (`--min-age 2h`) or RECONCILE_* variables, and
+ * RECONCILE_RESCAN (any label: a new one asks for one full rescan). Throws a
+ * {@link ConfigError} naming the first bad setting.
  */
 export function loadReconcileConfig(
   flags: { minAge?: string; maxAge?: string; limit?: string; api?: string } = {},
@@ -79,6 +84,7 @@ export function loadReconcileConfig(
     minAgeMs,
     maxAgeMs,
     limit: readSetting("--limit", wholeNumberVariable(DEFAULT_LIMIT, 1, 1_000_000), flags.limit ?? env.RECONCILE_LIMIT),
+    rescanLabel: env.RECONCILE_RESCAN?.trim() || undefined,
     backoff: {
       maxAttempts: env.RECONCILE_MAX_ATTEMPTS,
       baseDelayMs: env.RECONCILE_BACKOFF_MS,

@@ -82,8 +82,9 @@ export function reconcileIsDue(schedule: ReconcileSchedule, now: Date): boolean 
 /**
  * One scheduled reconcile: nothing when it is off or not due at `now`; else,
  * once `context` (the started service) is there, the same reconcile as
- * `deno task reconcile` (its RECONCILE_* settings),
- * then one summary line. Throws on a bad setting or a failed run (Deno
+ * `deno task reconcile` (its RECONCILE_* settings: from the domain's
+ * watermark, or the whole window once for a new RECONCILE_RESCAN), then one
+ * summary line. Throws on a bad setting or a failed run (Deno
  * Deploy then shows the run as an error). Returns whether it ran.
  */
 export async function runScheduledReconcile(
@@ -139,6 +140,11 @@ export async function runScheduledReconcile(
     unknown_to_mailgun: summary.unknownToMailgun,
     failed: summary.failed,
     limited: summary.limited,
+    // Why the whole age window was read (first run, RECONCILE_RESCAN); absent: only what was new.
+    full_scan: summary.fullScan,
+    window_begin: summary.window?.begin.toISOString(),
+    watermark: summary.advancedTo?.toISOString() ?? summary.watermark?.toISOString(),
+    watermark_held_back: summary.heldBack,
     ms: Math.round(performance.now() - started),
   });
   if (summary.failed > 0) throw new Error(`Scheduled reconcile could not read Mailgun's ${mailgun.name}.`);

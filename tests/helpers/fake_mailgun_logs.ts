@@ -33,6 +33,8 @@ export interface FakeMailgunLogs {
   domain: string;
   /** Adds events Mailgun knows, given as webhook event-data (timestamp in seconds with microseconds). */
   add(...events: Record<string, unknown>[]): void;
+  /** Forgets every event added so far. */
+  clear(): void;
   /** Answers the next requests with these faults, in order. */
   faults: LogsFault[];
   requests: SeenLogsRequest[];
@@ -143,6 +145,7 @@ export function startFakeMailgunLogs(options: { pageSize?: number; omitLastNext?
     apiKey,
     domain,
     add: (...more) => void items.push(...more.map((event) => asLogsItem(event, domain))),
+    clear: () => void items.splice(0),
     faults,
     requests,
     close: () => server.shutdown(),
