@@ -56,8 +56,10 @@ export async function measurePostgres<T>(
   work: () => Promise<T>,
 ): Promise<{ result: T; postgres: PostgresCpu }> {
   const othersBefore = await otherDatabasesTransactions(sql);
+  const connections = await clientBackends(sql);
   const before = postmaster === null ? null : postgresCpuSeconds(postmaster);
   const result = await work();
+  await settled(sql, connections);
   const after = postmaster === null ? null : postgresCpuSeconds(postmaster);
   const othersAfter = await otherDatabasesTransactions(sql);
   return {
@@ -72,6 +74,28 @@ export async function measurePostgres<T>(
 /** Microseconds of PostgreSQL CPU per unit of work, or null when unknown. */
 export function microsecondsPer(postgres: PostgresCpu, units: number): number | null {
   return postgres.cpuSeconds === null || units <= 0 ? null : (postgres.cpuSeconds * 1e6) / units;
+}
+
+/** Client backends connected to this database. */
+async function clientBackends(sql: Sql): Promise<number> {
+  const [{ n }] = await sql<{ n: number }[]>`
+    select count(*)::int as n from pg_stat_activity where datname = current_database() and backend_type = 'client backend'
+  `;
+  return n;
+}
+
+/**
+ * Waits (up to 5 s) until the connections the work opened have closed, then a
+ * little more: a backend leaves pg_stat_activity before its process ends, and
+ * its CPU reaches the postmaster's cutime only once the postmaster reaps it.
+ * Read earlier, an exiting backend can be in neither the children nor cutime.
+ */
+async function settled(sql: Sql, connections: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await clientBackends(sql)) > connections && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
 }
 
 async function otherDatabasesTransactions(sql: Sql): Promise<number> {
