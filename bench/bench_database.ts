@@ -1,11 +1,13 @@
 import postgres, { type Sql } from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 
+const LEAN_TABLES_SQL = new URL("./lean_reference_tables.sql", import.meta.url).pathname;
+
 /** A database of the bench's own, migrated and seeded, dropped when the bench ends. */
 export interface BenchDatabase {
   url: string;
   sql: Sql;
-  /** Puts every document back to SENT, so that each drive does the same amount of climbing. */
+  /** Puts every document (the lean reference's too) back to SENT, so that each drive does the same amount of climbing. */
   resetDocuments(): Promise<void>;
   /** Drops the database and closes the connections. */
   drop(): Promise<void>;
@@ -22,6 +24,7 @@ export async function createBenchDatabase(adminUrl: string, documents: number): 
   try {
     await migrate(sql);
     await seedDocuments(sql, 1, documents);
+    await createLeanTables(sql);
   } catch (error) {
     await sql.end();
     await admin.unsafe(`drop database if exists ${name} with (force)`);
@@ -33,7 +36,9 @@ export async function createBenchDatabase(adminUrl: string, documents: number): 
     sql,
     async resetDocuments() {
       await sql`update documents set email_status = 'SENT', email_status_at = null where email_status <> 'SENT'`;
+      await sql`update lean.documents set status = 'SENT', status_at = null where status <> 'SENT'`;
       await sql`vacuum analyze documents`;
+      await sql`vacuum analyze lean.documents`;
       await sql`checkpoint`;
     },
     async drop() {
@@ -42,6 +47,12 @@ export async function createBenchDatabase(adminUrl: string, documents: number): 
       await admin.end();
     },
   };
+}
+
+/** Makes the lean reference's tables (bench/lean_reference_tables.sql), with the documents already seeded. */
+async function createLeanTables(sql: Sql): Promise<void> {
+  await sql.unsafe(await Deno.readTextFile(LEAN_TABLES_SQL)).simple();
+  await sql`vacuum analyze lean.documents`;
 }
 
 /** Inserts documents `from`..`to` (message ids as {@link benchMessageId} spells them), in SENT. */

@@ -2,7 +2,8 @@ import { WEBHOOK_PATH } from "../src/config/routes.ts";
 import { createBenchDatabase } from "./bench_database.ts";
 import type { BenchOptions } from "./bench_options.ts";
 import { driveMeasured, type MeasuredDrive } from "./drive_load.ts";
-import { runPgbench } from "./pgbench.ts";
+import { LEAN_REFERENCE_SQL, type PgbenchResult, REFERENCE_SQL, runPgbench } from "./pgbench.ts";
+import { findPostmaster, measurePostgres, microsecondsPer } from "./postgres_cpu.ts";
 import { peakRssMiB } from "./proc_stats.ts";
 import { renderChart } from "./render_chart.ts";
 import { type ServerProcess, startHelloServer, startService } from "./service_process.ts";
@@ -14,14 +15,50 @@ const RESULTS = new URL("./results/", import.meta.url).pathname;
 /** The connection count of the CPU comparison with hello-world, when the run drives it. */
 const CPU_LEVEL = 32;
 
+/** A pgbench run with what PostgreSQL spent on it. */
+export interface ReferenceRun extends PgbenchResult {
+  /** PostgreSQL's CPU (all its processes, exited backends included) per transaction, µs; null when unreadable. */
+  postgresUsPerTransaction: number | null;
+}
+
+/** One round of a level: the service's drive, then each reference on the same database. */
+export interface Round {
+  service: MeasuredDrive & {
+    /** PostgreSQL's CPU per answered webhook (one event each) during the drive, µs; null when unreadable. */
+    postgresUsPerEvent: number | null;
+  };
+  /** bench/reference.sql: the same work on the service's own tables. */
+  reference: ReferenceRun;
+  /** bench/lean_reference.sql: the same work on lean tables (issue 22). */
+  lean: ReferenceRun;
+  /** The service's events/s over the reference's tps. */
+  ratio: number;
+  /** The service's events/s over the lean reference's tps. */
+  leanRatio: number;
+  /** PostgreSQL's CPU per event over its CPU per lean transaction; null when unreadable. */
+  postgresRatio: number | null;
+  /** Transactions of the cluster's other databases during the round's three windows: their CPU is in the figures. */
+  otherTransactions: number;
+}
+
 /** One connection count: each round's figures and their medians. */
 export interface LevelResult {
   connections: number;
-  rounds: { service: MeasuredDrive; referenceTps: number; ratio: number }[];
+  rounds: Round[];
   /** Medians over the rounds. */
   service: { rps: number; p50: number; p99: number; non2xx: number; cpuUsPerWebhook: number; ranOut: boolean };
   referenceTps: number;
   ratio: number;
+  leanTps: number;
+  leanRatio: number;
+  /** Medians of PostgreSQL's CPU, µs: per service event, per reference and per lean transaction; null when unreadable. */
+  postgres: {
+    usPerEvent: number | null;
+    referenceUsPerTransaction: number | null;
+    leanUsPerTransaction: number | null;
+    /** Per event over per lean transaction (the median of the rounds' ratios). */
+    ratio: number | null;
+  };
 }
 
 /** What a full (or smoke) run measured, as bench/results/bench-<mode>.json holds it. */
@@ -37,14 +74,17 @@ export interface FullReport {
   levels: LevelResult[];
   hello: { connections: number; rounds: MeasuredDrive[]; cpuUsPerRequest: number; peakRssMiB: number };
   cpuRatio: number;
+  /** Whether PostgreSQL's CPU could be read (a local server whose /proc this user reads). */
+  postgresCpuReadable: boolean;
   targets: TargetCheck[];
 }
 
 /**
- * The service against pgbench's one-statement reference on the same
- * database, level by level and round by round, then the same load on a
- * hello-world `Deno.serve` for the CPU yardstick. Returns false when a drive
- * had no requests or a non-2xx answer.
+ * The service against pgbench's one-statement references (the service's own
+ * tables, and lean tables) on the same database, level by level and round by
+ * round, with PostgreSQL's CPU over each; then the same load on a hello-world
+ * `Deno.serve` for the CPU yardstick. Returns false when a drive had no
+ * requests or a non-2xx answer.
  */
 export async function runFullBench(adminUrl: string, options: BenchOptions): Promise<boolean> {
   const documents = options.smoke ? 2_000 : 100_000;
@@ -56,6 +96,18 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
   let service: ServerProcess | undefined;
   let hello: ServerProcess | undefined;
   try {
+    const postmaster = await findPostmaster(database.sql);
+    if (postmaster === null) console.log("PostgreSQL's CPU is not readable from /proc here: its figures are left out");
+    const reference = async (connections: number, script: string) => {
+      await database.resetDocuments();
+      const { result, postgres } = await measurePostgres(
+        database.sql,
+        postmaster,
+        () => runPgbench(database.url, connections, options.durationMs, documents, script),
+      );
+      const run: ReferenceRun = { ...result, postgresUsPerTransaction: microsecondsPer(postgres, result.transactions) };
+      return { run, otherTransactions: postgres.otherTransactions };
+    };
     service = await startService(database.url, key);
     const coldStartMs = service.coldStartMs;
     console.log(`cold start: ${coldStartMs.toFixed(0)} ms from process start to the first 200`);
@@ -66,14 +118,30 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
     }
     const levels: LevelResult[] = [];
     for (const connections of options.levels) {
-      const rounds: LevelResult["rounds"] = [];
+      const rounds: Round[] = [];
       for (let round = 0; round < options.rounds; round++) {
         await database.resetDocuments();
         await writeSignedBodies(bodiesFile, key, bodies, documents);
-        const drive = await driveMeasured(service, WEBHOOK_PATH, bodiesFile, connections, options.durationMs);
-        await database.resetDocuments();
-        const referenceTps = await runPgbench(database.url, connections, options.durationMs, documents);
-        rounds.push({ service: drive, referenceTps, ratio: drive.rps / referenceTps });
+        const running = service;
+        const drive = await measurePostgres(
+          database.sql,
+          postmaster,
+          () => driveMeasured(running, WEBHOOK_PATH, bodiesFile, connections, options.durationMs),
+        );
+        const ref = await reference(connections, REFERENCE_SQL);
+        const lean = await reference(connections, LEAN_REFERENCE_SQL);
+        const postgresUsPerEvent = microsecondsPer(drive.postgres, drive.result.requests);
+        rounds.push({
+          service: { ...drive.result, postgresUsPerEvent },
+          reference: ref.run,
+          lean: lean.run,
+          ratio: drive.result.rps / ref.run.tps,
+          leanRatio: drive.result.rps / lean.run.tps,
+          postgresRatio: postgresUsPerEvent === null || lean.run.postgresUsPerTransaction === null
+            ? null
+            : postgresUsPerEvent / lean.run.postgresUsPerTransaction,
+          otherTransactions: drive.postgres.otherTransactions + ref.otherTransactions + lean.otherTransactions,
+        });
       }
       const level = summarize(connections, rounds);
       levels.push(level);
@@ -108,6 +176,7 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
       levels,
       hello: { connections: helloLevel, rounds: helloRounds, cpuUsPerRequest: helloCpu, peakRssMiB: helloRss },
       cpuRatio: serviceCpu / helloCpu,
+      postgresCpuReadable: postmaster !== null,
       targets: [],
     };
     report.targets = checkTargets(report);
@@ -128,8 +197,12 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
   }
 }
 
-function summarize(connections: number, rounds: LevelResult["rounds"]): LevelResult {
-  const of = (pick: (r: LevelResult["rounds"][number]) => number) => median(rounds.map(pick));
+function summarize(connections: number, rounds: Round[]): LevelResult {
+  const of = (pick: (r: Round) => number) => median(rounds.map(pick));
+  const ofKnown = (pick: (r: Round) => number | null) => {
+    const known = rounds.map(pick).filter((v): v is number => v !== null);
+    return known.length === rounds.length ? median(known) : null;
+  };
   return {
     connections,
     rounds,
@@ -141,19 +214,43 @@ function summarize(connections: number, rounds: LevelResult["rounds"]): LevelRes
       cpuUsPerWebhook: of((r) => r.service.cpuUsPerRequest),
       ranOut: rounds.some((r) => r.service.ranOut),
     },
-    referenceTps: of((r) => r.referenceTps),
+    referenceTps: of((r) => r.reference.tps),
     ratio: of((r) => r.ratio),
+    leanTps: of((r) => r.lean.tps),
+    leanRatio: of((r) => r.leanRatio),
+    postgres: {
+      usPerEvent: ofKnown((r) => r.service.postgresUsPerEvent),
+      referenceUsPerTransaction: ofKnown((r) => r.reference.postgresUsPerTransaction),
+      leanUsPerTransaction: ofKnown((r) => r.lean.postgresUsPerTransaction),
+      ratio: ofKnown((r) => r.postgresRatio),
+    },
   };
+}
+
+/** A figure, or "n/a" when it could not be read. */
+function fixed(value: number | null, digits: number): string {
+  return value === null ? "n/a" : value.toFixed(digits);
 }
 
 function printLevel(level: LevelResult): void {
   const s = level.service;
-  const ratios = level.rounds.map((r) => r.ratio.toFixed(2)).join(", ");
+  const pg = level.postgres;
+  const rounds = (pick: (r: Round) => number | null) => level.rounds.map((r) => fixed(pick(r), 2)).join(", ");
+  const others = level.rounds.reduce((sum, r) => sum + r.otherTransactions, 0);
   console.log(
     `${String(level.connections).padStart(4)} conn: ${s.rps.toFixed(0)} events/s, p50 ${s.p50.toFixed(2)} ms, ` +
-      `p99 ${s.p99.toFixed(2)} ms, ${s.cpuUsPerWebhook.toFixed(0)} µs CPU/webhook, non-2xx ${s.non2xx}, ` +
-      `reference ${level.referenceTps.toFixed(0)} tps, ratio ${level.ratio.toFixed(2)}x (rounds ${ratios})` +
-      (s.ranOut ? " (ran out of bodies)" : ""),
+      `p99 ${s.p99.toFixed(2)} ms, ${s.cpuUsPerWebhook.toFixed(0)} µs CPU/webhook, non-2xx ${s.non2xx}` +
+      (s.ranOut ? " (ran out of bodies)" : "") + "\n" +
+      `      reference ${level.referenceTps.toFixed(0)} tps, ratio ${level.ratio.toFixed(2)}x (rounds ${
+        rounds((r) => r.ratio)
+      }); lean reference ${level.leanTps.toFixed(0)} tps, ratio ${level.leanRatio.toFixed(2)}x (rounds ${
+        rounds((r) => r.leanRatio)
+      })\n` +
+      `      PostgreSQL CPU: ${fixed(pg.usPerEvent, 0)} µs/event, reference ${
+        fixed(pg.referenceUsPerTransaction, 0)
+      } µs/tx, lean ${fixed(pg.leanUsPerTransaction, 0)} µs/tx: ${fixed(pg.ratio, 2)}x the lean (rounds ${
+        rounds((r) => r.postgresRatio)
+      })` + (others > 0 ? `; other databases ran ${others} transactions meanwhile (in these figures)` : ""),
   );
 }
 
@@ -163,15 +260,21 @@ function printReport(report: FullReport): void {
     `Medians of ${report.levels[0]?.rounds.length ?? 0} rounds per level, ${report.durationMs / 1000} s each:`,
   );
   console.log("");
-  console.log("| connections | events/s | p50 ms | p99 ms | CPU µs/webhook | non-2xx | reference tps | ratio |");
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log(
+    "| connections | events/s | p50 ms | p99 ms | CPU µs/webhook | non-2xx | reference tps | ratio | " +
+      "lean tps | ratio vs lean | PG µs/event | PG µs/lean tx | PG ratio |",
+  );
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const level of report.levels) {
     const s = level.service;
+    const pg = level.postgres;
     console.log(
       `| ${level.connections} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ` +
         `${s.cpuUsPerWebhook.toFixed(0)} | ${s.non2xx} | ${level.referenceTps.toFixed(0)} | ${
           level.ratio.toFixed(2)
-        }x |`,
+        }x | ${level.leanTps.toFixed(0)} | ${level.leanRatio.toFixed(2)}x | ${fixed(pg.usPerEvent, 0)} | ${
+          fixed(pg.leanUsPerTransaction, 0)
+        } | ${pg.ratio === null ? "n/a" : `${pg.ratio.toFixed(2)}x`} |`,
     );
   }
   console.log("");

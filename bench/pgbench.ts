@@ -1,4 +1,7 @@
-const REFERENCE_SQL = new URL("./reference.sql", import.meta.url).pathname;
+/** bench/reference.sql: the service's own tables, the same database work per event, as one statement. */
+export const REFERENCE_SQL = new URL("./reference.sql", import.meta.url).pathname;
+/** bench/lean_reference.sql: the same work per event on lean tables with only the keys it needs (issue 22). */
+export const LEAN_REFERENCE_SQL = new URL("./lean_reference.sql", import.meta.url).pathname;
 
 /**
  * pgbench opens one server connection per client; PostgreSQL's default
@@ -6,16 +9,23 @@ const REFERENCE_SQL = new URL("./reference.sql", import.meta.url).pathname;
  */
 const PGBENCH_MAX_CLIENTS = 64;
 
+/** What one pgbench run did. */
+export interface PgbenchResult {
+  tps: number;
+  transactions: number;
+}
+
 /**
- * Runs `pgbench -M prepared` on bench/reference.sql (the same database work
- * per event as the service, as one statement) and returns its tps.
+ * Runs `pgbench -M prepared` on `script` (bench/reference.sql unless told)
+ * and returns its tps and the transactions it ran.
  */
 export async function runPgbench(
   databaseUrl: string,
   connections: number,
   durationMs: number,
   documents: number,
-): Promise<number> {
+  script = REFERENCE_SQL,
+): Promise<PgbenchResult> {
   const clients = Math.min(connections, PGBENCH_MAX_CLIENTS);
   const output = await new Deno.Command("pgbench", {
     args: [
@@ -31,7 +41,7 @@ export async function runPgbench(
       "-D",
       `documents=${documents}`,
       "-f",
-      REFERENCE_SQL,
+      script,
       databaseUrl,
     ],
     stdout: "piped",
@@ -39,8 +49,9 @@ export async function runPgbench(
   }).output();
   const text = new TextDecoder().decode(output.stdout);
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(text)?.[1];
-  if (!output.success || tps === undefined) {
-    throw new Error(`pgbench failed: ${new TextDecoder().decode(output.stderr)}`);
+  const transactions = /number of transactions actually processed: (\d+)/.exec(text)?.[1];
+  if (!output.success || tps === undefined || transactions === undefined) {
+    throw new Error(`pgbench failed on ${script}: ${new TextDecoder().decode(output.stderr)}`);
   }
-  return Number(tps);
+  return { tps: Number(tps), transactions: Number(transactions) };
 }

@@ -4,7 +4,7 @@
  */
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
-const TICKS_PER_SECOND = Number(
+export const TICKS_PER_SECOND = Number(
   new TextDecoder().decode(new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).outputSync().stdout)
     .trim(),
 ) || 100;
@@ -14,6 +14,20 @@ function readProc(pid: number, file: string): string {
     .outputSync();
   if (!output.success) throw new Error(`Cannot read /proc/${pid}/${file}: the process has ended.`);
   return new TextDecoder().decode(output.stdout);
+}
+
+/**
+ * Reads several /proc files in one process (a server's children can number a
+ * hundred): each file's text, or undefined for one that could not be read (its
+ * process has ended).
+ */
+export function readProcFiles(paths: string[]): (string | undefined)[] {
+  // Each file is followed by a NUL, a failed one is "\x01" then NUL: /proc text holds neither.
+  const script = 'for f do if c=$(cat "$f" 2>/dev/null); then printf "%s\\0" "$c"; else printf "\\1\\0"; fi; done';
+  const output = new Deno.Command("sh", { args: ["-c", script, "sh", ...paths], stdout: "piped", stderr: "null" })
+    .outputSync();
+  const parts = new TextDecoder().decode(output.stdout).split("\0").slice(0, paths.length);
+  return paths.map((_, i) => (parts[i] === undefined || parts[i] === "\x01" ? undefined : parts[i]));
 }
 
 /** CPU seconds (user + system, all threads) that the process has used since it started. */

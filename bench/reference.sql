@@ -8,9 +8,9 @@
 \set doc random(1, :documents)
 \set kind random(1, 10)
 with token as (
-  insert into webhook_tokens (token, body_hash, signed_at, slot)
+  insert into mailgun_webhook.tokens (token, body_hash, signed_at, slot)
   values (md5(random()::text) || md5(random()::text), sha256(convert_to(random()::text, 'UTF8')), now(),
-          webhook_token_slot(now()))
+          mailgun_webhook.token_slot(now()))
   returning token
 ), event as (
   select case when :kind <= 7 then 'DELIVERED' when :kind = 9 then 'FAILED' when :kind = 10 then 'COMPLAINED' end as status,
@@ -19,7 +19,7 @@ with token as (
 ), climbed as (
   update documents d set email_status = event.status, email_status_at = now()
   from event
-  where d.id = :doc and event.status is not null and email_status_rank(d.email_status) < email_status_rank(event.status)
+  where d.id = :doc and event.status is not null and mailgun_webhook.status_rank(d.email_status) < mailgun_webhook.status_rank(event.status)
   returning d.id
 )
 insert into email_events (document_id, type, mailgun_event_id, event_timestamp, recipient, severity, reason, event_data)

@@ -2,18 +2,18 @@
 export interface ChartInput {
   mode: string;
   date: string;
-  levels: { connections: number; service: { rps: number; p99: number }; referenceTps: number }[];
+  levels: { connections: number; service: { rps: number; p99: number }; referenceTps: number; leanTps: number }[];
 }
 
 /**
- * An SVG line chart: throughput of the service and of the pgbench reference
+ * An SVG line chart: throughput of the service and of the pgbench references
  * (left axis) and the service's p99 latency (right axis) against connections.
  */
 export function renderChart(input: ChartInput): string {
   const width = 720, height = 420, left = 70, right = 70, top = 50, bottom = 60;
   const plotW = width - left - right, plotH = height - top - bottom;
   const levels = input.levels;
-  const maxRate = niceCeil(Math.max(1, ...levels.flatMap((l) => [l.service.rps, l.referenceTps])));
+  const maxRate = niceCeil(Math.max(1, ...levels.flatMap((l) => [l.service.rps, l.referenceTps, l.leanTps])));
   const maxP99 = niceCeil(Math.max(1, ...levels.map((l) => l.service.p99)));
   const x = (i: number) => left + (levels.length === 1 ? plotW / 2 : (i * plotW) / (levels.length - 1));
   const yRate = (v: number) => top + plotH - (v / maxRate) * plotH;
@@ -51,12 +51,14 @@ ${
   }) rotate(90)" text-anchor="middle">service p99 latency, ms</text>
 ${line(levels.map((l, i) => [x(i), yRate(l.service.rps)]), "#1f77b4")}
 ${line(levels.map((l, i) => [x(i), yRate(l.referenceTps)]), "#7f7f7f", "6 4")}
+${line(levels.map((l, i) => [x(i), yRate(l.leanTps)]), "#2ca02c", "6 4")}
 ${line(levels.map((l, i) => [x(i), yP99(l.service.p99)]), "#d62728", "2 3")}
 <g transform="translate(${left + 10} ${top + 8})">
-<rect width="250" height="62" fill="white" stroke="#ccc"/>
+<rect width="250" height="80" fill="white" stroke="#ccc"/>
 <line x1="8" x2="38" y1="14" y2="14" stroke="#1f77b4" stroke-width="2.5"/><text x="46" y="18">service, signed events/s</text>
 <line x1="8" x2="38" y1="32" y2="32" stroke="#7f7f7f" stroke-width="2.5" stroke-dasharray="6 4"/><text x="46" y="36">pgbench reference, tps</text>
-<line x1="8" x2="38" y1="50" y2="50" stroke="#d62728" stroke-width="2.5" stroke-dasharray="2 3"/><text x="46" y="54">service p99, ms (right axis)</text>
+<line x1="8" x2="38" y1="50" y2="50" stroke="#2ca02c" stroke-width="2.5" stroke-dasharray="6 4"/><text x="46" y="54">lean pgbench reference, tps</text>
+<line x1="8" x2="38" y1="68" y2="68" stroke="#d62728" stroke-width="2.5" stroke-dasharray="2 3"/><text x="46" y="72">service p99, ms (right axis)</text>
 </g>
 </svg>
 `;

@@ -35,16 +35,20 @@ export function signedBody(key: string, doc: number, kind: Kind): string {
 }
 
 /**
- * Writes `count` signed webhooks, one per line, for the load generator: 70%
- * delivered, 10% temporary failures, 10% permanent failures, 10% complaints,
- * on random documents among `documents`.
+ * `count` signed webhooks: 70% delivered, 10% temporary failures, 10%
+ * permanent failures, 10% complaints, on random documents among `documents`.
  */
-export async function writeSignedBodies(path: string, key: string, count: number, documents: number): Promise<void> {
-  const lines: string[] = [];
+export function signedBodies(key: string, count: number, documents: number): string[] {
+  const bodies: string[] = [];
   for (let i = 0; i < count; i++) {
     const roll = Math.random() * 10;
     const kind = roll < 7 ? "delivered" : roll < 8 ? "temporary" : roll < 9 ? "permanent" : "complained";
-    lines.push(signedBody(key, 1 + Math.floor(Math.random() * documents), kind));
+    bodies.push(signedBody(key, 1 + Math.floor(Math.random() * documents), kind));
   }
-  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return bodies;
+}
+
+/** Writes {@link signedBodies}, one per line, for the load generator. */
+export async function writeSignedBodies(path: string, key: string, count: number, documents: number): Promise<void> {
+  await Deno.writeTextFile(path, signedBodies(key, count, documents).join("\n") + "\n");
 }

@@ -8,6 +8,9 @@ export interface TargetCheck {
 
 /** The goals of a full run (the scale run checks its own). */
 const THROUGHPUT_RATIO_MIN = 1.0;
+/** Issue 22: PostgreSQL's CPU per event at most a third of its CPU per lean reference transaction. */
+const POSTGRES_CPU_RATIO_MAX = 0.33;
+const POSTGRES_CPU_LEVEL = 32;
 const CPU_RATIO_MAX = 6;
 const P99_MAX_MS = 25;
 const P99_LEVEL = 32;
@@ -15,7 +18,13 @@ const RSS_MAX_MIB = 150;
 
 /** The figures the checks read. */
 interface CheckedRun {
-  levels: { connections: number; service: { p99: number }; ratio: number }[];
+  levels: {
+    connections: number;
+    service: { p99: number };
+    ratio: number;
+    leanRatio: number;
+    postgres: { ratio: number | null };
+  }[];
   cpuRatio: number;
   peakRssMiB: number;
 }
@@ -31,6 +40,21 @@ export function checkTargets(run: CheckedRun): TargetCheck[] {
       figure: `${level.ratio.toFixed(2)}x`,
       target: `≥ ${THROUGHPUT_RATIO_MIN.toFixed(1)}x`,
       met: level.ratio >= THROUGHPUT_RATIO_MIN,
+    });
+    checks.push({
+      name: `throughput vs the lean reference at ${connections} connections`,
+      figure: `${level.leanRatio.toFixed(2)}x`,
+      target: `≥ ${THROUGHPUT_RATIO_MIN.toFixed(1)}x`,
+      met: level.leanRatio >= THROUGHPUT_RATIO_MIN,
+    });
+  }
+  const postgresRatio = run.levels.find((l) => l.connections === POSTGRES_CPU_LEVEL)?.postgres.ratio;
+  if (postgresRatio !== undefined && postgresRatio !== null) {
+    checks.push({
+      name: `PostgreSQL CPU per event vs per lean reference transaction at ${POSTGRES_CPU_LEVEL} connections`,
+      figure: `${postgresRatio.toFixed(2)}x`,
+      target: `≤ ${POSTGRES_CPU_RATIO_MAX}x`,
+      met: postgresRatio <= POSTGRES_CPU_RATIO_MAX,
     });
   }
   checks.push({
