@@ -6,7 +6,7 @@ import { PROJECT_DIR, run } from "../helpers/subprocess.ts";
 const config = JSON.parse(await Deno.readTextFile(`${PROJECT_DIR}deno.json`));
 
 /** The tasks that are `deno test` runs or checks: their --help is Deno's own. */
-const DENO_OWN = ["test", "test:all", "check", "faults"];
+const DENO_OWN = ["test", "test:all", "check", "faults", "bench:request"];
 
 Deno.test("every task in deno.json has a description, and deno task lists it", async () => {
   const listing = await run(["task"]);
@@ -47,6 +47,7 @@ Deno.test("--help and -h on every task print its usage, exit 0 at once, and touc
     assert.deepEqual(tasks.sort(), [
       "bench",
       "bench-unsettled",
+      "bench:request-cpu",
       "erase",
       "migrate",
       "reconcile",
