@@ -1,5 +1,6 @@
 import { ConfigError } from "./src/config/read_env.ts";
 import { type Config, loadConfig } from "./src/config/service_config.ts";
+import { HostSchemaProblemsError } from "./src/db/host_schema_monitor.ts";
 import { SHUTDOWN_DEADLINE_MS } from "./src/http/drain_requests.ts";
 import { log } from "./src/reporting/log.ts";
 import { runtimeCron } from "./src/scheduling/cron_scheduler.ts";
@@ -49,6 +50,11 @@ async function main(args: string[]): Promise<void> {
         `Start-up failed: port ${config.port} is already in use (another service listens there): stop it, ` +
           `or set PORT to a free port.`,
       );
+      Deno.exit(1);
+    }
+    if (error instanceof HostSchemaProblemsError) {
+      // Each problem is logged already, with its fix; this is the one line that says why the process stops.
+      console.error(`Start-up refused: ${error.message}`);
       Deno.exit(1);
     }
     throw error;

@@ -157,6 +157,15 @@ Deno.test("a schema that refuses statuses: the service refuses to start, migrate
       return true;
     });
     assert.equal(logged.filter((line) => JSON.parse(line).msg === "host schema problem").length, 2);
+    if (db.kind === "postgres") {
+      // The service as a process (what Deno Deploy runs): one line says why it stops, and it exits 1.
+      const started = await run(["task", "--quiet", "start"], {
+        env: { DATABASE_URL: db.url, MAILGUN_WEBHOOK_SIGNING_KEY: "a-test-signing-key-of-32-chars!!", PORT: "0" },
+      });
+      assert.equal(started.code, 1, started.stdout);
+      assert.match(started.stderr, /^Start-up refused: The API's schema would refuse statuses/m);
+      assert.match(started.stderr, /alter table documents alter column email_status type varchar\(10\)/);
+    }
   } finally {
     await db.drop();
   }
