@@ -3,7 +3,7 @@ import { choiceVariable } from "./env_variables.ts";
 import { type EnvSource, readEnv } from "./read_env.ts";
 
 /** PostgreSQL's TLS modes (libpq's sslmode): anything else is a typo that must not fall back to plain text. */
-export const POSTGRES_SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
+const POSTGRES_SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 
 /**
  * DATABASE_URL (unset: the embedded database), checked to be a postgres://

@@ -61,7 +61,7 @@ export function keysVariable(minLength: number, tooShort: string) {
 }
 
 /** Whether `raw` is a whole number from `min` to `max`. */
-export function isWholeNumber(raw: string, min: number, max: number): boolean {
+function isWholeNumber(raw: string, min: number, max: number): boolean {
   const value = Number(raw);
   return /^\d+$/.test(raw) && value >= min && value <= max;
 }

@@ -45,7 +45,7 @@ const DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS = 30_000;
  * accounts); half that still refuses a typo, a placeholder (`changeme`) or
  * a stray character, while leaving room should Mailgun shorten its format.
  */
-export const MIN_SIGNING_KEY_LENGTH = 16;
+const MIN_SIGNING_KEY_LENGTH = 16;
 
 const SIGNING_KEY_HOME = "Mailgun > Sending > Webhooks > HTTP webhook signing key";
 
@@ -92,7 +92,7 @@ export const SERVICE_VARIABLES = {
 };
 
 /** The service's variables, with the rules that tie them together. */
-export const serviceVariables = z.object(SERVICE_VARIABLES).superRefine((env, context) => {
+const serviceVariables = z.object(SERVICE_VARIABLES).superRefine((env, context) => {
   if (env.DATABASE_URL === undefined && (env.DENO_DEPLOY || env.DENO_DEPLOYMENT_ID)) {
     context.addIssue({
       code: "custom",

@@ -63,7 +63,7 @@ function connectTimeout(host: string): DatabaseTimeoutError {
 }
 
 /** `sql.end`, bounded: on a silent database it could wait for a connect in progress. */
-export async function closeWithin(sql: Sql, ms: number): Promise<void> {
+async function closeWithin(sql: Sql, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
     sql.end({ timeout: Math.max(0, Math.floor(ms / 1000) - 1) }).catch(() => {}),

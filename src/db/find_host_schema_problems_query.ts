@@ -4,7 +4,7 @@ import type { Sql } from "postgres";
  * The statuses the service writes into the API's `email_status` columns (SENT
  * is the API's own: the service never writes it).
  */
-export const WRITTEN_STATUSES = ["DELIVERED", "FAILED", "COMPLAINED"] as const;
+const WRITTEN_STATUSES = ["DELIVERED", "FAILED", "COMPLAINED"] as const;
 
 /** Why the API's schema would refuse (or could not be shown to accept) what the service writes. */
 export interface HostSchemaProblem {

@@ -5,7 +5,7 @@ import type { ReservedSql } from "postgres";
  * runner recorded in a `schema_migrations (name, applied_at, checksum)` of
  * the API's schema. 0008 moves what they made into mailgun_webhook.
  */
-export const LEGACY_MIGRATIONS = [
+const LEGACY_MIGRATIONS = [
   "0001_email_tracking.sql",
   "0002_webhook_body_hash.sql",
   "0003_guest_trail.sql",

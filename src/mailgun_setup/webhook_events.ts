@@ -11,18 +11,6 @@ export const REQUIRED_WEBHOOKS = ["delivered", "permanent_fail", "temporary_fail
 /** One of {@link REQUIRED_WEBHOOKS}. */
 export type RequiredWebhook = typeof REQUIRED_WEBHOOKS[number];
 
-/** Every webhook name Mailgun's domain Webhooks API accepts (its documented enum). */
-export const MAILGUN_WEBHOOK_NAMES = [
-  "accepted",
-  "clicked",
-  "opened",
-  "unsubscribed",
-  "delivered",
-  "permanent_fail",
-  "temporary_fail",
-  "complained",
-] as const;
-
 /** Mailgun's documented maximum of URLs on one webhook of a domain. */
 export const MAX_URLS_PER_WEBHOOK = 3;
 

@@ -111,7 +111,7 @@ export function parseWebhookList(body: unknown): RegisteredWebhooks {
 }
 
 /** Mailgun's own words from an error body (`message`, `Reason` or plain text), short and on one line. */
-export function mailgunMessage(text: string): string {
+function mailgunMessage(text: string): string {
   let message = text;
   try {
     const body = JSON.parse(text) as Record<string, unknown> | null;

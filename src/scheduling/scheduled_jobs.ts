@@ -50,7 +50,7 @@ export function registerScheduledJobs(
 }
 
 /** One pruning run; logs what it emptied, and throws on failure (Deno Deploy then shows the run as an error). */
-export async function runScheduledPrune(context: JobContext): Promise<number> {
+async function runScheduledPrune(context: JobContext): Promise<number> {
   const { olderThanSeconds, aheadSeconds } = pruneReach(context.window);
   const started = performance.now();
   try {
