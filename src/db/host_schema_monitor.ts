@@ -1,5 +1,6 @@
 import type { Sql } from "postgres";
 import { log } from "../reporting/log.ts";
+import { withTimeout } from "./with_timeout.ts";
 import { describeProblem, findHostSchemaProblems, type HostSchemaProblem } from "./find_host_schema_problems_query.ts";
 
 /** Start-up refused: the API's schema would refuse statuses the service writes. */
@@ -47,7 +48,7 @@ export interface HostSchemaMonitor {
 /**
  * Checks the API's schema at most every `maxAgeMs` (one check at a time),
  * logging each problem at error level (warnings at warn level) when what is
- * found changes, and once at error level when they are gone.
+ * found changes, and once at info level when they are gone.
  */
 export function createHostSchemaMonitor(
   sql: Sql,
@@ -67,7 +68,11 @@ export function createHostSchemaMonitor(
 
   async function check(): Promise<HostSchemaProblem[] | undefined> {
     try {
-      const problems = await within(findHostSchemaProblems(sql), options.timeoutMs);
+      const problems = await withTimeout(
+        findHostSchemaProblems(sql),
+        options.timeoutMs,
+        () => new Error(`Database did not answer within ${options.timeoutMs} ms.`),
+      );
       last = { problems, at: Date.now() };
       const now = JSON.stringify(problems);
       if (now !== said) {
@@ -107,18 +112,4 @@ export function createHostSchemaMonitor(
 
 function refusingOf(problems: HostSchemaProblem[]): HostSchemaProblem[] {
   return problems.filter((problem) => problem.severity === "refuses");
-}
-
-/** `work`, or a rejection after `timeoutMs` (the work is left to finish: a few catalog reads). */
-async function within<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  work.catch(() => {});
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Database did not answer within ${timeoutMs} ms.`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,6 +6,8 @@
  * not say why. On that failure, this asks the server itself.
  */
 
+import { withTimeout } from "./with_timeout.ts";
+
 /** PostgreSQL's SSLRequest: length 8, then the code 80877103. */
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
 /** Bound on the question: it is asked only after a connect failed. */
@@ -32,7 +34,6 @@ export async function explainTlsRefusal(error: unknown, hostPort: string): Promi
 /** The server's one-byte answer to an SSLRequest: "S" (TLS offered), "N" (none), or undefined if none came. */
 async function answerToSslRequest(hostname: string, port: number): Promise<string | undefined> {
   let conn: Deno.TcpConn | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const attempt = (async () => {
       conn = await Deno.connect({ hostname, port });
@@ -41,14 +42,10 @@ async function answerToSslRequest(hostname: string, port: number): Promise<strin
       const read = await conn.read(answer);
       return read === 1 ? String.fromCharCode(answer[0]) : undefined;
     })();
-    const timeout = new Promise<undefined>((
-      resolve,
-    ) => (timer = setTimeout(() => resolve(undefined), PROBE_TIMEOUT_MS)));
-    return await Promise.race([attempt, timeout]);
+    return await withTimeout(attempt, PROBE_TIMEOUT_MS, () => new Error("No answer to the SSLRequest."));
   } catch {
     return undefined;
   } finally {
-    clearTimeout(timer);
     try {
       conn?.close();
     } catch {

@@ -1,12 +1,11 @@
-import type { PendingQuery, Row } from "postgres";
-
 /**
- * Awaits a postgres.js query for at most `timeoutMs`; past it, asks the
- * server to cancel it and rejects with `onTimeout()`. A query that loses the
- * race never becomes an unhandled rejection.
+ * Awaits `query` for at most `timeoutMs`; past it, asks the server to cancel
+ * it (a postgres.js query has `cancel`; other work, a few reads in a row, is
+ * left to finish) and rejects with `onTimeout()`. Work that loses the race
+ * never becomes an unhandled rejection.
  */
-export async function withTimeout<T extends readonly Row[]>(
-  query: PendingQuery<T>,
+export async function withTimeout<T>(
+  query: Promise<T> & { cancel?: () => unknown },
   timeoutMs: number,
   onTimeout: () => Error,
 ): Promise<T> {
@@ -14,7 +13,7 @@ export async function withTimeout<T extends readonly Row[]>(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      query.cancel();
+      query.cancel?.();
       reject(onTimeout());
     }, Math.max(timeoutMs, 1));
   });
