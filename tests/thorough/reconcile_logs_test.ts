@@ -191,7 +191,8 @@ Deno.test("Logs API: a webhook and its Logs copy at the same moment are recorded
     assert.ok(answers.every((a) => a.status === 200), JSON.stringify(answers));
     const byWebhook = answers.filter((a) => a.json.duplicate !== true).length;
     assert.equal(summary.applied + byWebhook, pairs.length, "each event applied by exactly one of the two");
-    assert.equal(summary.applied + summary.duplicates, pairs.length);
+    // A row the webhook settled before reconcile listed unsettled rows is not looked for at all.
+    assert.equal(summary.applied + summary.duplicates, summary.rowsChecked, "every row checked has its one event");
     for (const { doc } of pairs) {
       const state = await rowState(svc.sql, "documents", doc);
       assert.equal(state.events.length, 1);
