@@ -90,7 +90,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
   let scheduled = false;
   /** Webhooks in the last batch sent: what the next one waits for, at most `gatherMs`. */
   let lastBatch = 0;
-  let gatherTimer: number | undefined;
+  let gatherTimer: ReturnType<typeof setTimeout> | undefined;
   let idle: (() => void)[] = [];
   /** Statements re-run on their own after a lock timeout, outside the `maxInFlight` slots. */
   let detached = 0;
