@@ -12,7 +12,8 @@
  * databases' work on a shared machine does not land in it; the commits' WAL
  * flushes are the backend's own (synchronous_commit on).
  *
- *   deno run -A bench/batch_statement_cpu.ts --a /work/main --b . [--batch 32] [--rounds 20] [--events 3000]
+ *   deno run --allow-net=127.0.0.1 --allow-env --allow-read --allow-run bench/batch_statement_cpu.ts \
+ *     --a /path/to/tree-a --b /path/to/tree-b [--batch 32] [--rounds 20] [--events 3000]
  *
  * Prints each round's µs per event for A and B, then the median ratio B/A and
  * the spread of the rounds' ratios.
