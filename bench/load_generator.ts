@@ -4,10 +4,15 @@
  * after another and timing each. Cheap per request, so that on a 2-core
  * machine most of the CPU is left to the service and the database.
  *
- * Input (argv[0], JSON): { url, bodiesFile, connections, durationMs, cycle? }.
+ * Input (argv[0], JSON): { url, bodiesFile, connections, durationMs, cycle?, rate? }.
  * bodiesFile holds one JSON body per line, each signed with its own token;
  * with `cycle` the bodies are sent again from the first once all are sent
  * (for a server that does not spend tokens).
+ * With `rate` (requests per second) the load is open: request k is due at
+ * k / rate seconds, and its latency counts from when it was due, not from
+ * when a connection was free to send it, so that a server that falls behind
+ * shows its backlog (no coordinated omission). `connections` must then be
+ * enough to hold every request in flight.
  * Output (stdout, JSON): requests, non2xx, errors, seconds, latency percentiles (ms).
  */
 
@@ -17,6 +22,7 @@ interface Options {
   connections: number;
   durationMs: number;
   cycle?: boolean;
+  rate?: number;
 }
 
 const options = JSON.parse(Deno.args[0]) as Options;
@@ -49,8 +55,15 @@ async function connection(): Promise<void> {
   let filled = 0;
   try {
     while (performance.now() < deadline && (options.cycle || next < requests.length)) {
-      const request = requests[next++ % requests.length];
-      const sent = performance.now();
+      const k = next++;
+      const request = requests[k % requests.length];
+      let sent = performance.now();
+      if (options.rate) {
+        const due = started + (k * 1000) / options.rate;
+        if (due >= deadline) break;
+        if (due > sent + 1) await new Promise((resolve) => setTimeout(resolve, due - sent));
+        sent = due;
+      }
       for (let written = 0; written < request.byteLength;) {
         written += await conn.write(request.subarray(written));
       }
@@ -107,6 +120,7 @@ console.log(JSON.stringify({
   rps: latencies.length / seconds,
   p50: percentile(0.5),
   p99: percentile(0.99),
+  p999: percentile(0.999),
   max: latencies.at(-1) ?? 0,
   ranOut: !options.cycle && next >= requests.length,
 }));

@@ -37,6 +37,8 @@ interface BatchWriterOptions {
   deadlineMs: number;
   /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
   maxQueued: number;
+  /** Past this wait of the oldest queued webhook, new ones get 503 at once (see DEFAULT_BATCH_QUEUE_WAIT_MAX_MS). */
+  maxQueueWaitMs?: number;
   /** Told of each webhook the API's schema refused (after it is logged), e.g. to check the schema again. */
   onSchemaRefused?: (error: HostSchemaRefusedError) => void;
 }
@@ -284,6 +286,14 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     write(row) {
       if (queue.length >= options.maxQueued) {
         return Promise.reject(new QueueFullError("Too many webhooks waiting; retry later."));
+      }
+      if (
+        options.maxQueueWaitMs !== undefined && queue.length > 0 &&
+        Date.now() - queue[0].enqueuedAt > options.maxQueueWaitMs
+      ) {
+        return Promise.reject(
+          new QueueFullError(`Webhooks have waited over ${options.maxQueueWaitMs} ms; retry later.`),
+        );
       }
       return new Promise((resolve, reject) => {
         const enqueuedAt = Date.now();
