@@ -48,13 +48,35 @@ const statuses: Record<number, number> = {};
 const started = performance.now();
 const deadline = started + options.durationMs;
 
-async function connection(): Promise<void> {
-  const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+function more(): boolean {
+  return performance.now() < deadline && (options.cycle || next < requests.length);
+}
+
+/**
+ * One sender: a keep-alive connection, opened again when the server closes
+ * it (as a server that sheds load may, without reading the body), as
+ * Mailgun would open another; each cut request counts as an error.
+ */
+async function sender(): Promise<void> {
+  while (more()) {
+    if (!(await connection())) break;
+  }
+}
+
+/** Sends requests on one connection until the time is up (true) or the connection fails (false). */
+async function connection(): Promise<boolean> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+  } catch {
+    errors++;
+    return false;
+  }
   conn.setNoDelay(true);
   const buffer = new Uint8Array(64 * 1024);
   let filled = 0;
   try {
-    while (performance.now() < deadline && (options.cycle || next < requests.length)) {
+    while (more()) {
       const k = next++;
       const request = requests[k % requests.length];
       let sent = performance.now();
@@ -87,8 +109,10 @@ async function connection(): Promise<void> {
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (status < 200 || status > 299) non2xx++;
     }
+    return true;
   } catch {
     errors++;
+    return performance.now() < deadline;
   } finally {
     conn.close();
   }
@@ -107,7 +131,7 @@ function indexOfHeaderEnd(buffer: Uint8Array, length: number): number {
   return -1;
 }
 
-await Promise.all(Array.from({ length: options.connections }, connection));
+await Promise.all(Array.from({ length: options.connections }, sender));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
