@@ -23,12 +23,14 @@ const OVERLOAD_FACTORS = [2, 10];
 const OVERLOAD_MS = 60_000;
 /**
  * Open connections of every open-loop drive, the fixed-rate ones and the
- * overloads alike, so that the RSS of an overload compares the work the
- * service holds with its steady value, not the sockets a sender chose to
- * open: enough to hold the sustainable rate's webhooks for over 100 ms,
- * and, with 503s answered before the body is read, 2x and 10x of it.
+ * overloads alike. Enough that the service, not the sender, decides what
+ * waits: at 2x the sustainable rate, a second of backlog is thousands of
+ * webhooks in flight (a sender like Mailgun opens a connection per webhook
+ * it has to send). The same number in every drive, so that the RSS of an
+ * overload compares the work the service holds with its steady value, not
+ * the sockets a sender chose to open.
  */
-const OPEN_LOOP_CONNECTIONS = 512;
+const OPEN_LOOP_CONNECTIONS = 4_000;
 const RSS_SAMPLE_MS = 1_000;
 /**
  * Bodies signed for one drive at most; an overload drive sends them again
