@@ -53,38 +53,31 @@ function more(): boolean {
 }
 
 /**
- * One sender: a keep-alive connection, opened again when the server closes
- * it (as a server that sheds load may, without reading the body), as
- * Mailgun would open another; each cut request counts as an error.
+ * One sender: requests one after another on a keep-alive connection, opened
+ * when its first request is due (so that thousands of senders do not all
+ * connect at the start) and again after the server closes it (as a server
+ * that sheds load may, without reading the body), as Mailgun would open
+ * another; each cut request counts as an error.
  */
 async function sender(): Promise<void> {
-  while (more()) {
-    if (!(await connection())) break;
-  }
-}
-
-/** Sends requests on one connection until the time is up (true) or the connection fails (false). */
-async function connection(): Promise<boolean> {
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-  } catch {
-    errors++;
-    return false;
-  }
-  conn.setNoDelay(true);
+  let conn: Deno.TcpConn | undefined;
   const buffer = new Uint8Array(64 * 1024);
   let filled = 0;
-  try {
-    while (more()) {
-      const k = next++;
-      const request = requests[k % requests.length];
-      let sent = performance.now();
-      if (options.rate) {
-        const due = started + (k * 1000) / options.rate;
-        if (due >= deadline) break;
-        if (due > sent + 1) await new Promise((resolve) => setTimeout(resolve, due - sent));
-        sent = due;
+  while (more()) {
+    const k = next++;
+    const request = requests[k % requests.length];
+    let sent = performance.now();
+    if (options.rate) {
+      const due = started + (k * 1000) / options.rate;
+      if (due >= deadline) break;
+      if (due > sent + 1) await new Promise((resolve) => setTimeout(resolve, due - sent));
+      sent = due;
+    }
+    try {
+      if (conn === undefined) {
+        conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+        conn.setNoDelay(true);
+        filled = 0;
       }
       for (let written = 0; written < request.byteLength;) {
         written += await conn.write(request.subarray(written));
@@ -108,14 +101,15 @@ async function connection(): Promise<boolean> {
       latencies.push(performance.now() - sent);
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (status < 200 || status > 299) non2xx++;
+    } catch {
+      errors++;
+      conn?.close();
+      conn = undefined;
+      // A server that refuses connections is not hammered in a tight loop.
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    return true;
-  } catch {
-    errors++;
-    return performance.now() < deadline;
-  } finally {
-    conn.close();
   }
+  conn?.close();
 }
 
 async function readInto(conn: Deno.Conn, buffer: Uint8Array, offset: number): Promise<number> {
