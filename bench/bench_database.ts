@@ -65,16 +65,24 @@ export async function seedDocuments(sql: Sql, from: number, to: number): Promise
 }
 
 /**
- * Inserts `count` consumed tokens signed over the `hours` before now, evenly
- * spread and in signing order (as a day of traffic leaves them), each with a
- * 32-byte body hash.
+ * Inserts `count` consumed tokens signed over the `hours` before now (or
+ * before `endHoursAgo` hours ago), evenly spread and in signing order (as a
+ * day of traffic leaves them), each with a 32-byte body hash; `batch` keeps
+ * the tokens of several seedings apart.
  */
-export async function seedTokens(sql: Sql, count: number, hours: number): Promise<void> {
+export async function seedTokens(
+  sql: Sql,
+  count: number,
+  hours: number,
+  { endHoursAgo = 0, batch = 0 }: { endHoursAgo?: number; batch?: number } = {},
+): Promise<void> {
   await sql`
     insert into mailgun_webhook.tokens (token, body_hash, signed_at, consumed_at, slot)
-    select 'seed-' || lpad(g::text, 10, '0'), sha256(int4send(g)), t, t, mailgun_webhook.token_slot(t)
+    select 'seed-' || ${batch}::int || '-' || lpad(g::text, 10, '0'), sha256(int4send(g)), t, t,
+           mailgun_webhook.token_slot(t)
     from generate_series(1, ${count}::int) g,
-         lateral (select now() - make_interval(secs => ${hours * 3600}::float8 * (1 - g::float8 / ${count}::int))) s(t)
+         lateral (select now() - make_interval(secs => ${endHoursAgo * 3600}::float8
+                                                     + ${hours * 3600}::float8 * (1 - g::float8 / ${count}::int))) s(t)
   `;
   await sql`vacuum analyze mailgun_webhook.tokens`;
 }

@@ -4,6 +4,8 @@ export interface BenchOptions {
   smoke: boolean;
   /** The scale figures (large tables, pruning under load) instead of the connection levels. */
   scale: boolean;
+  /** Latency at a fixed rate and memory under overload (issue 22, point 4) instead of the connection levels. */
+  latency: boolean;
   /** Multiplies the scale run's table sizes (1: 10,000,000 documents and tokens). */
   scaleFactor: number;
   /** Connection counts to drive. */
@@ -14,7 +16,7 @@ export interface BenchOptions {
   durationMs: number;
 }
 
-/** Reads `--smoke`, `--scale`, `--scale-factor F`, `--levels 8,32`, `--rounds N` and `--seconds S`. */
+/** Reads `--smoke`, `--scale`, `--latency`, `--scale-factor F`, `--levels 8,32`, `--rounds N` and `--seconds S`. */
 export function parseBenchOptions(args: string[]): BenchOptions {
   const value = (name: string) => {
     const i = args.indexOf(name);
@@ -30,7 +32,7 @@ export function parseBenchOptions(args: string[]): BenchOptions {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${text}".`);
     return n;
   };
-  const known = ["--smoke", "--scale", "--scale-factor", "--levels", "--rounds", "--seconds"];
+  const known = ["--smoke", "--scale", "--latency", "--scale-factor", "--levels", "--rounds", "--seconds"];
   const unknown = args.filter((arg) => arg.startsWith("--") && !known.includes(arg));
   if (unknown.length > 0) throw new Error(`Unknown option ${unknown[0]}; known: ${known.join(", ")}.`);
   const smoke = args.includes("--smoke");
@@ -39,6 +41,7 @@ export function parseBenchOptions(args: string[]): BenchOptions {
   return {
     smoke,
     scale: args.includes("--scale"),
+    latency: args.includes("--latency"),
     scaleFactor: number("--scale-factor") ?? 1,
     levels: levels ?? (smoke ? [1, 8] : [1, 8, 32, 128]),
     rounds: number("--rounds") ?? (smoke ? 1 : 3),

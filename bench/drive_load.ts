@@ -13,6 +13,7 @@ export interface LoadResult {
   /** Latency percentiles, ms. */
   p50: number;
   p99: number;
+  p999: number;
   max: number;
   /** True when every body was sent before the time was up: the figure is then a floor. */
   ranOut: boolean;
@@ -20,7 +21,8 @@ export interface LoadResult {
 
 /**
  * Drives `url` from `connections` keep-alive connections for `durationMs`,
- * with the bodies in `bodiesFile`; `cycle` sends them again once all are sent.
+ * with the bodies in `bodiesFile`; `cycle` sends them again once all are sent;
+ * `rate` makes the load open, at that many requests per second (see load_generator.ts).
  */
 export async function driveLoad(
   url: string,
@@ -28,6 +30,7 @@ export async function driveLoad(
   connections: number,
   durationMs: number,
   cycle = false,
+  rate?: number,
 ): Promise<LoadResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -35,7 +38,7 @@ export async function driveLoad(
       "--allow-net=127.0.0.1",
       `--allow-read=${bodiesFile}`,
       LOAD_GENERATOR,
-      JSON.stringify({ url, bodiesFile, connections, durationMs, cycle }),
+      JSON.stringify({ url, bodiesFile, connections, durationMs, cycle, rate }),
     ],
     stdout: "piped",
     stderr: "inherit",

@@ -44,3 +44,9 @@ export function peakRssMiB(pid: number): number {
   const kib = /VmHWM:\s+(\d+) kB/.exec(readProc(pid, "status"))?.[1];
   return Number(kib ?? 0) / 1024;
 }
+
+/** Resident set size now (VmRSS), MiB. */
+export function rssMiB(pid: number): number {
+  const kib = /VmRSS:\s+(\d+) kB/.exec(readProc(pid, "status"))?.[1];
+  return Number(kib ?? 0) / 1024;
+}

@@ -84,6 +84,7 @@ export async function startService(config: Config, options: { pruneOnTimer?: boo
       lockTimeoutMs: config.dbLockTimeoutMs,
       deadlineMs: config.webhookDeadlineMs,
       maxQueued: config.batchQueueMax,
+      maxQueueWaitMs: config.batchQueueWaitMaxMs,
       // A refusal says the schema changed since the last check: look again soon, so that the log says what to change.
       onSchemaRefused: () => hostSchema.afterRefusal(),
     });

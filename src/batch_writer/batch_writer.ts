@@ -42,6 +42,8 @@ interface BatchWriterOptions {
   deadlineMs: number;
   /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
   maxQueued: number;
+  /** Past this wait of the oldest queued webhook, new ones get 503 at once (see DEFAULT_BATCH_QUEUE_WAIT_MAX_MS). */
+  maxQueueWaitMs?: number;
   /** Told of each webhook the API's schema refused (after it is logged), e.g. to check the schema again. */
   onSchemaRefused?: (error: HostSchemaRefusedError) => void;
 }
@@ -55,6 +57,12 @@ export interface BatchWriter {
    * unspent), or, for a bug, whatever was thrown.
    */
   write(row: BatchRow): Promise<BatchRowResult>;
+  /**
+   * Throws the QueueFullError that `write` would reject with now: a caller
+   * sheds before spending anything on a webhook (reading, verifying, parsing)
+   * while the writer is behind, so that an overload costs little per request.
+   */
+  admit(): void;
   /** Resolves when nothing is queued or in flight. */
   drain(): Promise<void>;
 }
@@ -310,11 +318,25 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     );
   }
 
+  /** Why a webhook arriving now would be shed, or undefined when there is room. */
+  function overload(): QueueFullError | undefined {
+    if (queue.length >= options.maxQueued) return new QueueFullError("Too many webhooks waiting; retry later.");
+    if (
+      options.maxQueueWaitMs !== undefined && queue.length > 0 &&
+      Date.now() - queue[0].enqueuedAt > options.maxQueueWaitMs
+    ) {
+      return new QueueFullError(`Webhooks have waited over ${options.maxQueueWaitMs} ms; retry later.`);
+    }
+  }
+
   return {
+    admit() {
+      const error = overload();
+      if (error) throw error;
+    },
     write(row) {
-      if (queue.length >= options.maxQueued) {
-        return Promise.reject(new QueueFullError("Too many webhooks waiting; retry later."));
-      }
+      const error = overload();
+      if (error) return Promise.reject(error);
       return new Promise((resolve, reject) => {
         const enqueuedAt = Date.now();
         const deadline = deadlineAfter(options.deadlineMs, () => expire(pending));

@@ -38,6 +38,14 @@ const DEFAULT_BATCH_IN_FLIGHT = 1;
 const DEFAULT_BATCH_GATHER_MS = 0;
 /** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
 export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
+/**
+ * A new webhook gets 503 at once when the oldest one waiting has waited this
+ * long: the instance is behind, and whatever joins the queue now would wait
+ * longer still. Sheds by time, not count, so that an instance holds about
+ * this much work whatever its throughput, and its memory stays flat under
+ * any overload (issue 22: 2x and 10x the sustainable rate).
+ */
+export const DEFAULT_BATCH_QUEUE_WAIT_MAX_MS = 1_000;
 /** The first token pruning, soon after start: instances on Deno Deploy may not live for a whole interval. */
 const DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS = 30_000;
 
@@ -91,6 +99,7 @@ export const SERVICE_VARIABLES = {
   BATCH_IN_FLIGHT: wholeNumberVariable(DEFAULT_BATCH_IN_FLIGHT, 1, 1000),
   BATCH_GATHER_MS: wholeNumberVariable(DEFAULT_BATCH_GATHER_MS, 0, 100),
   BATCH_QUEUE_MAX: wholeNumberVariable(DEFAULT_BATCH_QUEUE_MAX, 1, 1_000_000),
+  BATCH_QUEUE_WAIT_MAX_MS: wholeNumberVariable(DEFAULT_BATCH_QUEUE_WAIT_MAX_MS, 10, 60_000),
   TOKEN_PRUNE_FIRST_DELAY_MS: wholeNumberVariable(DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS, 0, 24 * 60 * 60 * 1000),
 };
 
@@ -147,6 +156,7 @@ function toConfig(env: z.output<typeof serviceVariables>) {
     batchInFlight: env.BATCH_IN_FLIGHT,
     batchGatherMs: env.BATCH_GATHER_MS,
     batchQueueMax: env.BATCH_QUEUE_MAX,
+    batchQueueWaitMaxMs: env.BATCH_QUEUE_WAIT_MAX_MS,
     tokenPruneFirstDelayMs: env.TOKEN_PRUNE_FIRST_DELAY_MS,
   };
 }

@@ -38,6 +38,7 @@ export async function handleWebhook(request: Request, deps: WebhookDeps): Promis
   let signature: VerifiedSignature;
   let body: WebhookBody;
   try {
+    deps.writer.admit();
     bytes = await readBody(request, deps.bodyLimitBytes, deps.bodyTimeoutMs);
     body = parseWebhookBody(bytes);
     signature = verifySignature(body.signature, deps.signingKeys, deps.window, undefined, deps.parentSigningKeys);

@@ -22,3 +22,46 @@ Deno.test("an overload sheds webhooks with 503 (retried by Mailgun) instead of q
     await svc.close();
   }
 });
+
+Deno.test({
+  name: "an instance that is behind sheds new webhooks with 503 once the oldest waiting one has waited too long",
+  // Holding a row lock needs a second session; the embedded database has one.
+  ignore: !Deno.env.get("DATABASE_URL"),
+  fn: async () => {
+    const svc = await startTestService({
+      BATCH_QUEUE_WAIT_MAX_MS: "50",
+      BATCH_IN_FLIGHT: "1",
+      DB_LOCK_TIMEOUT_MS: "3000",
+    });
+    try {
+      const ids = [newMessageId(), newMessageId(), newMessageId()];
+      const docs: number[] = [];
+      for (const id of ids) docs.push(await insertRow(svc.sql, "documents", id));
+      const [held, queued, late] = ids.map((id) => signedBody(svc.key, eventData("delivered", id)).body);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => release = resolve);
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => locked = resolve);
+      const holder = svc.sql.begin(async (tx) => {
+        await tx`select id from documents where id = ${docs[0]} for update`;
+        locked();
+        await released;
+      });
+      await isLocked;
+      const first = post(svc.url, held); // its statement waits for the lock
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const second = post(svc.url, queued); // waits behind that statement
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const third = await post(svc.url, late); // the oldest waiting one has waited 200 ms > 50 ms
+      assert.equal(third.status, 503);
+      release();
+      await holder;
+      assert.equal((await first).status, 200);
+      assert.equal((await second).status, 200);
+      // Mailgun's retry of the shed one is applied once the instance has caught up.
+      assert.deepEqual((await post(svc.url, late)).json, { ok: true, outcome: "applied" });
+    } finally {
+      await svc.close();
+    }
+  },
+});
