@@ -101,6 +101,8 @@ export interface FeedConsumerOptions {
   listen?: boolean;
   /** Told of a failed batch (it is retried after a backoff) or a failed LISTEN (it polls instead). */
   onError?(error: unknown): void;
+  /** Told after each read that found less than a batch: everything below the horizon is handed over. */
+  onCaughtUp?(): void;
 }
 
 /** A running consumer. */
@@ -257,6 +259,7 @@ export function startFeedConsumer(options: FeedConsumerOptions): FeedConsumer {
         continue;
       }
       if (result.full) continue;
+      options.onCaughtUp?.();
       if (notified !== undefined && notified >= result.horizon) {
         // A committed transaction waits behind an older one still open, whose end may send no notification.
         await sleep(Math.min(HELD_BACK_RETRY_MS * 2 ** heldBackRetries++, pollIntervalMs));
