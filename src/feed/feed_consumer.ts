@@ -115,7 +115,7 @@ export interface FeedConsumer {
 
 const DEFAULT_BATCH_SIZE = 100;
 const DEFAULT_POLL_INTERVAL_MS = 10_000;
-/** The first wait after a failed batch, doubling up to the poll interval (or 30 s). */
+/** The first wait after a failed batch, doubling up to 30 s (or the poll interval, if longer). */
 const ERROR_BACKOFF_MS = 200;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** The first re-read while a notified transaction is held back by an older open one, doubling. */
@@ -196,22 +196,26 @@ export function startFeedConsumer(options: FeedConsumerOptions): FeedConsumer {
   let stopped = false;
   let woken = false;
   let wake: (() => void) | undefined;
+  let stopWait: (() => void) | undefined;
   /** The highest transaction id a notification named: it may be held back behind an older open transaction. */
   let notified: bigint | undefined;
   const rouse = () => {
     woken = true;
     wake?.();
   };
-  const sleep = (ms: number) =>
+  /** Waits `ms`, or less when stopped or, if `wakeable`, when a notification comes. */
+  const sleep = (ms: number, wakeable = true) =>
     new Promise<void>((resolve) => {
-      if (woken || stopped) return resolve();
+      if ((wakeable && woken) || stopped) return resolve();
       const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         wake = undefined;
+        stopWait = undefined;
         resolve();
       }
-      wake = done;
+      wake = wakeable ? done : undefined;
+      stopWait = done;
     });
 
   const listening = options.listen === false ? Promise.resolve(undefined) : options.sql.listen(
@@ -255,7 +259,11 @@ export function startFeedConsumer(options: FeedConsumerOptions): FeedConsumer {
       } catch (error) {
         options.onError?.(error);
         failures++;
-        await sleep(Math.min(ERROR_BACKOFF_MS * 2 ** (failures - 1), Math.max(pollIntervalMs, MAX_ERROR_BACKOFF_MS)));
+        // Not cut short by notifications: under traffic they come all the time.
+        await sleep(
+          Math.min(ERROR_BACKOFF_MS * 2 ** (failures - 1), Math.max(pollIntervalMs, MAX_ERROR_BACKOFF_MS)),
+          false,
+        );
         continue;
       }
       if (result.full) continue;
@@ -275,7 +283,7 @@ export function startFeedConsumer(options: FeedConsumerOptions): FeedConsumer {
     done,
     async stop() {
       stopped = true;
-      wake?.();
+      stopWait?.();
       await done;
       const meta = await listening;
       await meta?.unlisten().catch(() => {});
