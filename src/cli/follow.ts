@@ -25,7 +25,8 @@ cursor (a re-delivery carries the same id), webhook-signature is v1,<base64 HMAC
 (whsec_ and base64). A failure (no answer within 10 s, or not 2xx) is retried with backoff (0.5 s doubling
 to 30 s) up to --max-attempts times; then it stops with exit code 1, its cursor before that change.
 
---once stops once caught up. Ctrl-C stops after the change in hand. On PostgreSQL it wakes on each commit
+--once stops once caught up. Ctrl-C stops after the change in hand (a delivery being retried is given up: that
+change comes first on the next run). On PostgreSQL it wakes on each commit
 (LISTEN) and reads at least every --poll-ms; on the embedded database it reads every --poll-ms (default
 1000 there). Gives up when the database does not answer the connect within 10 s.`;
 
@@ -161,14 +162,16 @@ async function main(args: string[]): Promise<number> {
       try {
         await handle(change);
       } catch (error) {
-        // Nothing more is handed over: a restart starts again at this change.
-        failure ??= error;
+        // Nothing more is handed over: a restart starts again at this change. Stopped by a signal, it is no failure.
+        if (!stopping.signal.aborted) failure ??= error;
         void consumer.stop();
         throw error;
       }
     },
     onError(error) {
-      if (error !== failure) console.error(`Feed read failed (retrying): ${(error as Error)?.message ?? error}`);
+      if (error !== failure && !stopping.signal.aborted) {
+        console.error(`Feed read failed (retrying): ${(error as Error)?.message ?? error}`);
+      }
     },
     onCaughtUp() {
       if (flags.once) void consumer.stop();

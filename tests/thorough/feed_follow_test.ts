@@ -261,6 +261,12 @@ Deno.test({
     const attempts = receiver.deliveries.filter((delivery) => delivery.status === 503);
     assert.equal(attempts.length, 3);
     assert.equal(new Set(attempts.map((delivery) => delivery.id)).size, 1, "the same webhook-id each time");
+    // Stopped (SIGTERM) while retrying: a clean stop, exit 0, the cursor still before the change.
+    const retrying = spawn(followArgs(args), { env });
+    await until("a retry", () => retrying.stderrLines.some((line) => line.includes("retrying in")));
+    await stopChild(retrying, "SIGTERM");
+    assert.equal((await retrying.process.status).code, 0, retrying.stderrLines.join("\n"));
+    assert.equal((await Deno.readTextFile(`${PROJECT_DIR}${cursorFile}`)).trim(), before);
     // Back up: the change is delivered on the next run.
     down = false;
     const again = await run(followArgs(args), { env });
