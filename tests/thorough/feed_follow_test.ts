@@ -10,7 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { taskCommand } from "../../bench/start_task_flags.ts";
+import { readCursorFile } from "../../src/feed/cursor_file.ts";
 import { signStandardWebhook } from "../../src/feed/standard_webhook.ts";
+import { copy } from "../helpers/copy_project.ts";
 import { eventData, post, signedBody } from "../helpers/mailgun.ts";
 import { seededRandom } from "../helpers/seeded_random.ts";
 import { type Child, PROJECT_DIR, run, signalChild, spawn } from "../helpers/subprocess.ts";
@@ -320,5 +322,40 @@ Deno.test("deno task follow prints the changes on the embedded database too, and
   } finally {
     await Deno.remove(`${PROJECT_DIR}${cursorFile}`).catch(() => {});
     await svc.close();
+  }
+});
+
+Deno.test("fresh clone on the embedded default: follow prints what simulate applied, through the running service", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mgwh-follow-" });
+  await copy(dir);
+  const service = spawn(["task", "start"], { cwd: dir, env: { PORT: "0" } });
+  let follower: Child | undefined;
+  try {
+    const url = JSON.parse(await service.waitFor((line) => line.includes('"msg":"listening"'), 120_000)).url as string;
+    const messageId = "<20260101120000.4f1c2a9e8b7d6c5a@mg.comprobify.test>";
+    const insert = await run([
+      "task",
+      "sql",
+      `insert into documents (email_message_id, email_status)
+                                              values ('${messageId}', 'SENT')`,
+    ], { cwd: dir });
+    assert.equal(insert.code, 0, insert.stderr);
+    // Started before the change: it keeps "now" in .follow/cursor, polls, and prints the change once committed.
+    follower = spawn(["task", "--quiet", "follow", "--json", "--poll-ms", "200"], { cwd: dir });
+    await until("the follower's cursor", async () => (await readCursorFile(`${dir}/.follow/cursor`)) !== undefined);
+    const simulate = await run(["task", "simulate", "complained", messageId, "--url", url], { cwd: dir });
+    assert.equal(simulate.code, 0, simulate.stderr + simulate.stdout);
+    const line = JSON.parse(await follower.waitFor((line) => line.startsWith("{"), 30_000));
+    assert.equal(line.status, "COMPLAINED");
+    assert.equal(line.rank, 4);
+    assert.equal(line.row_kind, "document");
+    await stopChild(follower, "SIGTERM");
+    assert.equal((await follower.process.status).code, 0);
+    assert.equal(await readCursorFile(`${dir}/.follow/cursor`), line.cursor);
+    assert.match(follower.stderrLines.join("\n"), /embedded database of the running service/);
+  } finally {
+    if (follower !== undefined) await stopChild(follower, "SIGKILL");
+    await stopChild(service, "SIGTERM");
+    await Deno.remove(dir, { recursive: true });
   }
 });
