@@ -322,3 +322,52 @@ Deno.test("the consumer: each change once, the cursor stored with the callback's
     await svc.close();
   }
 });
+
+Deno.test({
+  name:
+    "the consumer wakes on a commit, and re-reads soon when an older transaction that sends no notification held it back",
+  // PostgreSQL: PGlite delivers no notification, and holds no transaction open beside another.
+  ignore: ON_EMBEDDED,
+}, async () => {
+  const { db, sql } = await migratedDatabase();
+  const seen: string[] = [];
+  let cursor: string | undefined = await feedNow(sql);
+  const consumer = startFeedConsumer({
+    sql,
+    cursor: { load: () => Promise.resolve(cursor), save: (_tx, next) => Promise.resolve(void (cursor = next)) },
+    // So long that only the notification, and the re-reads it asks for, can explain a prompt change.
+    pollIntervalMs: 60_000,
+    onChange: (change) => void seen.push(change.entryId),
+  });
+  try {
+    const doc = await insertRow(sql, "documents", newMessageId());
+    const waitSeen = async (count: number) => {
+      const deadline = Date.now() + 10_000;
+      while (seen.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      return seen.length;
+    };
+    await new Promise((resolve) => setTimeout(resolve, 300)); // LISTEN in place
+    const first = await append(sql, doc);
+    assert.equal(await waitSeen(1), 1, "woken by the commit's notification");
+    // An unrelated transaction takes an id first (as the API's own writes do) and stays open.
+    const held = await sql.reserve();
+    try {
+      await held`begin`;
+      await held`select pg_current_xact_id()`;
+      const second = await append(sql, doc);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(seen, [first], "held back while the older transaction is open");
+      await held`commit`;
+      // Its commit notifies nobody: the consumer's own re-reads find the change long before the poll interval.
+      assert.equal(await waitSeen(2), 2);
+      assert.deepEqual(seen, [first, second]);
+    } finally {
+      await held`rollback`.catch(() => {});
+      held.release();
+    }
+  } finally {
+    await consumer.stop();
+    await sql.end();
+    await db.drop();
+  }
+});
