@@ -49,6 +49,7 @@ Deno.test("--help and -h on every task print its usage, exit 0 at once, and touc
       "bench-unsettled",
       "bench:request-cpu",
       "erase",
+      "follow",
       "migrate",
       "reconcile",
       "simulate",

@@ -128,6 +128,10 @@ Deno.test({
       // The API's runtime role: reads the trail, never writes it, sees no token.
       const apiSql = as(api);
       assert.equal((await apiSql`select count(*)::int as n from email_events`)[0].n, 2);
+      // The change feed (docs/feed.md) with these grants alone: its read, its start, its wake-up.
+      assert.equal((await apiSql`select count(*)::int as n from mailgun_webhook.feed_after('0:0', 100)`)[0].n, 2);
+      await apiSql`select mailgun_webhook.feed_now()`;
+      await apiSql`listen mailgun_webhook_feed`;
       for (
         const statement of [
           `update email_events set recipient = null`,
