@@ -26,6 +26,8 @@ export interface Round {
   service: MeasuredDrive & {
     /** PostgreSQL's CPU per answered webhook (one event each) during the drive, µs; null when unreadable. */
     postgresUsPerEvent: number | null;
+    /** Answered webhooks per transaction committed in the bench database during the drive: the mean batch. */
+    eventsPerCommit: number | null;
   };
   /** bench/reference.sql: the same work on the service's own tables. */
   reference: ReferenceRun;
@@ -131,8 +133,10 @@ export async function runFullBench(adminUrl: string, options: BenchOptions): Pro
         const ref = await reference(connections, REFERENCE_SQL);
         const lean = await reference(connections, LEAN_REFERENCE_SQL);
         const postgresUsPerEvent = microsecondsPer(drive.postgres, drive.result.requests);
+        const commits = drive.postgres.ownCommits;
+        const eventsPerCommit = commits > 0 ? drive.result.requests / commits : null;
         rounds.push({
-          service: { ...drive.result, postgresUsPerEvent },
+          service: { ...drive.result, postgresUsPerEvent, eventsPerCommit },
           reference: ref.run,
           lean: lean.run,
           ratio: drive.result.rps / ref.run.tps,
@@ -250,7 +254,8 @@ function printLevel(level: LevelResult): void {
         fixed(pg.referenceUsPerTransaction, 0)
       } µs/tx, lean ${fixed(pg.leanUsPerTransaction, 0)} µs/tx: ${fixed(pg.ratio, 2)}x the lean (rounds ${
         rounds((r) => r.postgresRatio)
-      })` + (others > 0 ? `; other databases ran ${others} transactions meanwhile (in these figures)` : ""),
+      })` + `; events per commit (rounds) ${rounds((r) => r.service.eventsPerCommit)}` +
+      (others > 0 ? `; other databases ran ${others} transactions meanwhile (in these figures)` : ""),
   );
 }
 

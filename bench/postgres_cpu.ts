@@ -20,6 +20,8 @@ export interface PostgresCpu {
   cpuSeconds: number | null;
   /** Transactions committed or rolled back meanwhile in the cluster's other databases (approximate). */
   otherTransactions: number;
+  /** Transactions committed meanwhile in this database (approximate): the service's statements, one per batch. */
+  ownCommits: number;
 }
 
 /** The postmaster's pid: the parent of this connection's backend; null when it is not a local process we can read. */
@@ -56,17 +58,21 @@ export async function measurePostgres<T>(
   work: () => Promise<T>,
 ): Promise<{ result: T; postgres: PostgresCpu }> {
   const othersBefore = await otherDatabasesTransactions(sql);
+  const ownBefore = await ownCommits(sql);
   const connections = await clientBackends(sql);
   const before = postmaster === null ? null : postgresCpuSeconds(postmaster);
   const result = await work();
   await settled(sql, connections);
   const after = postmaster === null ? null : postgresCpuSeconds(postmaster);
   const othersAfter = await otherDatabasesTransactions(sql);
+  const ownAfter = await ownCommits(sql);
   return {
     result,
     postgres: {
       cpuSeconds: before === null || after === null ? null : after - before,
       otherTransactions: othersAfter - othersBefore,
+      // Less this function's own reads in between (one transaction each).
+      ownCommits: Math.max(0, ownAfter - ownBefore - 3),
     },
   };
 }
@@ -96,6 +102,15 @@ async function settled(sql: Sql, connections: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
+}
+
+async function ownCommits(sql: Sql): Promise<number> {
+  // pg_stat_database lags by up to a second: a snapshot taken now is as fresh as it gets.
+  await sql`select pg_stat_clear_snapshot()`;
+  const [{ n }] = await sql<{ n: string }[]>`
+    select xact_commit::text as n from pg_stat_database where datname = current_database()
+  `;
+  return Number(n);
 }
 
 async function otherDatabasesTransactions(sql: Sql): Promise<number> {

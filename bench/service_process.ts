@@ -4,7 +4,7 @@ import { startTaskFlags } from "./start_task_flags.ts";
 const PROJECT = new URL("../", import.meta.url).pathname;
 const HELLO_SERVER = new URL("./hello_server.ts", import.meta.url).pathname;
 /** Tuning variables pass through to the service, so that a run can try other values. */
-const PASSED_THROUGH = ["DB_POOL_MAX", "BATCH_MAX", "BATCH_IN_FLIGHT", "TOKEN_PRUNE_FIRST_DELAY_MS"];
+const PASSED_THROUGH = ["DB_POOL_MAX", "BATCH_MAX", "BATCH_IN_FLIGHT", "BATCH_GATHER_MS", "TOKEN_PRUNE_FIRST_DELAY_MS"];
 
 /** A server the bench started: where it listens, its process, and how to stop it. */
 export interface ServerProcess {

@@ -79,6 +79,7 @@ export async function startService(config: Config, options: { pruneOnTimer?: boo
     const writer = createBatchWriter(sql, {
       maxBatch: config.batchMax,
       maxInFlight: embedded ? 1 : config.batchInFlight,
+      gatherMs: config.batchGatherMs,
       queryTimeoutMs: config.dbQueryTimeoutMs,
       lockTimeoutMs: config.dbLockTimeoutMs,
       deadlineMs: config.webhookDeadlineMs,

@@ -65,6 +65,7 @@ Deno.test("bad values name their variable, one line, never the database password
     [{ DB_PREPARE: "maybe" }, /^DB_PREPARE /],
     [{ BATCH_MAX: "none" }, /^BATCH_MAX /],
     [{ BATCH_IN_FLIGHT: "-3" }, /^BATCH_IN_FLIGHT /],
+    [{ BATCH_GATHER_MS: "101" }, /^BATCH_GATHER_MS /],
     [{ DATABASE_URL: "mysql://u:secret-password@h/db", MAILGUN_WEBHOOK_SIGNING_KEY: KEY }, /^DATABASE_URL /],
     [{ DATABASE_URL: "not a url secret-password", MAILGUN_WEBHOOK_SIGNING_KEY: KEY }, /^DATABASE_URL /],
     [{ MAILGUN_PARENT_WEBHOOK_SIGNING_KEY: "," }, /^MAILGUN_PARENT_WEBHOOK_SIGNING_KEY /],
@@ -170,6 +171,7 @@ Deno.test("every variable read has a default: an empty environment gives the doc
     [6_000, 8, 128, 1, 10_000],
   );
   assert.equal(config.tokenPruneFirstDelayMs, 30_000);
+  assert.equal(config.batchGatherMs, 0);
   assert.deepEqual(config.parentSigningKeys, []);
   assert.equal(config.sslMode, undefined);
 });

@@ -34,6 +34,8 @@ const DEFAULT_DB_POOL_MAX = 8;
 const DEFAULT_BATCH_MAX = 128;
 /** Statements in flight at once; the next batch gathers meanwhile. */
 const DEFAULT_BATCH_IN_FLIGHT = 1;
+/** Longest wait for a batch to gather as many webhooks as the last one held (see createBatchWriter); 0: none. */
+const DEFAULT_BATCH_GATHER_MS = 0;
 /** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
 export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
 /**
@@ -95,6 +97,7 @@ export const SERVICE_VARIABLES = {
   DB_PREPARE: booleanVariable(true),
   BATCH_MAX: wholeNumberVariable(DEFAULT_BATCH_MAX, 1, 10_000),
   BATCH_IN_FLIGHT: wholeNumberVariable(DEFAULT_BATCH_IN_FLIGHT, 1, 1000),
+  BATCH_GATHER_MS: wholeNumberVariable(DEFAULT_BATCH_GATHER_MS, 0, 100),
   BATCH_QUEUE_MAX: wholeNumberVariable(DEFAULT_BATCH_QUEUE_MAX, 1, 1_000_000),
   BATCH_QUEUE_WAIT_MAX_MS: wholeNumberVariable(DEFAULT_BATCH_QUEUE_WAIT_MAX_MS, 10, 60_000),
   TOKEN_PRUNE_FIRST_DELAY_MS: wholeNumberVariable(DEFAULT_TOKEN_PRUNE_FIRST_DELAY_MS, 0, 24 * 60 * 60 * 1000),
@@ -151,6 +154,7 @@ function toConfig(env: z.output<typeof serviceVariables>) {
     dbPrepare: env.DB_PREPARE,
     batchMax: env.BATCH_MAX,
     batchInFlight: env.BATCH_IN_FLIGHT,
+    batchGatherMs: env.BATCH_GATHER_MS,
     batchQueueMax: env.BATCH_QUEUE_MAX,
     batchQueueWaitMaxMs: env.BATCH_QUEUE_WAIT_MAX_MS,
     tokenPruneFirstDelayMs: env.TOKEN_PRUNE_FIRST_DELAY_MS,
