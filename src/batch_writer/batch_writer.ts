@@ -7,11 +7,10 @@ import {
   toDatabaseError,
   toHostSchemaRefusedError,
 } from "../db/database_errors.ts";
-import { withTimeout } from "../db/with_timeout.ts";
 import { type BatchRow, type BatchRowResult, type TokenWrite, writeBatch } from "../db/write_batch_query.ts";
 import { sha256Hex } from "../encoding/sha256_hex.ts";
 import { log } from "../reporting/log.ts";
-import { deadlineAfter } from "../timing/deadline_after.ts";
+import { type Deadline, deadlineAfter } from "../timing/deadline_after.ts";
 import { DeadlineExceededError, QueueFullError } from "./batch_writer_errors.ts";
 
 /** Retries of a statement that hit a deadlock or lost its connection. */
@@ -71,6 +70,8 @@ interface Pending {
   row: BatchRow;
   resolve: (result: BatchRowResult) => void;
   reject: (error: unknown) => void;
+  /** The webhook's own deadline, cancelled when it settles. */
+  deadline: Deadline;
   enqueuedAt: number;
   settled: boolean;
   lockTimeouts: number;
@@ -187,7 +188,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
     if (live.length === 0) return;
     try {
       const results = await runStatement(live.map((pending) => pending.row));
-      live.forEach((pending, i) => settle(pending, () => pending.resolve(results[i])));
+      for (let i = 0; i < live.length; i++) resolveWith(live[i], results[i]);
     } catch (error) {
       const kind = classifyError(error);
       if (kind === "data" || kind === "schema") {
@@ -214,7 +215,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       const failure = toDatabaseError(error);
       for (const pending of live) {
         if (kind !== "lock" || pending.lockTimeouts >= MAX_LOCK_TIMEOUTS) {
-          settle(pending, () => pending.reject(failure));
+          rejectWith(pending, failure);
         }
       }
     }
@@ -240,16 +241,13 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
         [result] = await runStatement([spendOf(row, { bodyHash: hashOf(row) })]);
       }
       if (!result.accepted) {
-        settle(pending, () => pending.resolve(result));
+        resolveWith(pending, result);
         return;
       }
       const code = (cause as { code?: unknown }).code;
-      settle(
-        pending,
-        () => pending.reject(new DataRefusedError(`The database refused the event-data (${code}).`, { cause })),
-      );
+      rejectWith(pending, new DataRefusedError(`The database refused the event-data (${code}).`, { cause }));
     } catch (error) {
-      settle(pending, () => pending.reject(toDatabaseError(error)));
+      rejectWith(pending, toDatabaseError(error));
     }
   }
 
@@ -272,32 +270,46 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       fix: failure.fix,
     });
     options.onSchemaRefused?.(failure);
-    settle(pending, () => pending.reject(failure));
+    rejectWith(pending, failure);
   }
 
   async function runStatement(rows: BatchRow[]): Promise<BatchRowResult[]> {
     // Not cut short at the webhooks' deadlines: they are answered 503 by their own timers, and a
     // statement that still commits afterwards is harmless (Mailgun's retry is then a duplicate).
     const timeoutMs = options.queryTimeoutMs;
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const result = await withTimeout(
-          writeBatch(sql, rows, options.lockTimeoutMs),
-          deadline - Date.now(),
-          () => new DatabaseUnavailableError(`Database did not answer within ${timeoutMs} ms.`),
-        );
-        return result.map((row) => ({
-          accepted: row.accepted as boolean,
-          expired: row.expired as boolean,
-          matched: row.matched as number,
-          appended: row.appended as number,
-        }));
-      } catch (error) {
-        const kind = classifyError(error);
-        const retryable = kind === "connection" || kind === "conflict";
-        if (!retryable || attempt >= MAX_STATEMENT_ATTEMPTS || Date.now() >= deadline) throw error;
+    let query: ReturnType<typeof writeBatch> | undefined;
+    let expired = false;
+    let expire!: (error: Error) => void;
+    const timeout = new Promise<never>((_, reject) => (expire = reject));
+    timeout.catch(() => {});
+    // One bound over every attempt, on the timer shared by all statements (src/timing/deadline_after.ts):
+    // a timer of its own per statement (set, then cleared) cost several microseconds per batch.
+    const deadline = deadlineAfter(timeoutMs, () => {
+      expired = true;
+      // The server is asked to cancel what runs; whatever the query does afterwards is not awaited.
+      query?.cancel();
+      expire(new DatabaseUnavailableError(`Database did not answer within ${timeoutMs} ms.`));
+    });
+    try {
+      for (let attempt = 1;; attempt++) {
+        try {
+          query = writeBatch(sql, rows, options.lockTimeoutMs);
+          query.catch(() => {});
+          const result = await Promise.race([query, timeout]);
+          return result.map((row) => ({
+            accepted: row.accepted as boolean,
+            expired: row.expired as boolean,
+            matched: row.matched as number,
+            appended: row.appended as number,
+          }));
+        } catch (error) {
+          const kind = classifyError(error);
+          const retryable = kind === "connection" || kind === "conflict";
+          if (expired || !retryable || attempt >= MAX_STATEMENT_ATTEMPTS) throw error;
+        }
       }
+    } finally {
+      deadline.cancel();
     }
   }
 
@@ -312,10 +324,7 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       deadline_ms: options.deadlineMs,
       stage: queued ? "queued" : "statement",
     });
-    settle(
-      pending,
-      () => pending.reject(new DeadlineExceededError(`Webhook was not written within ${options.deadlineMs} ms.`)),
-    );
+    rejectWith(pending, new DeadlineExceededError(`Webhook was not written within ${options.deadlineMs} ms.`));
   }
 
   /** Why a webhook arriving now would be shed, or undefined when there is room. */
@@ -338,19 +347,12 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
       const error = overload();
       if (error) return Promise.reject(error);
       return new Promise((resolve, reject) => {
-        const enqueuedAt = Date.now();
-        const deadline = deadlineAfter(options.deadlineMs, () => expire(pending));
         const pending: Pending = {
           row,
-          resolve: (result) => {
-            deadline.cancel();
-            resolve(result);
-          },
-          reject: (error) => {
-            deadline.cancel();
-            reject(error);
-          },
-          enqueuedAt,
+          resolve,
+          reject,
+          deadline: deadlineAfter(options.deadlineMs, () => expire(pending)),
+          enqueuedAt: Date.now(),
           settled: false,
           lockTimeouts: 0,
         };
@@ -365,10 +367,20 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
   };
 }
 
-function settle(pending: Pending, action: () => void): void {
+/** Answers a webhook once (a later answer, e.g. after its deadline, is dropped) and cancels its deadline. */
+function resolveWith(pending: Pending, result: BatchRowResult): void {
   if (pending.settled) return;
   pending.settled = true;
-  action();
+  pending.deadline.cancel();
+  pending.resolve(result);
+}
+
+/** As {@link resolveWith}, with a failure. */
+function rejectWith(pending: Pending, error: unknown): void {
+  if (pending.settled) return;
+  pending.settled = true;
+  pending.deadline.cancel();
+  pending.reject(error);
 }
 
 /** The same token, spent alone with `binding`. */

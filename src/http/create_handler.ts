@@ -4,6 +4,7 @@ import { schemaStatus } from "../db/schema_status.ts";
 import { findStandInTables } from "../db/stand_in_tables_query.ts";
 import { HEALTH_PATH, WEBHOOK_PATH } from "../config/routes.ts";
 import { reportWebhook } from "../reporting/report_webhook.ts";
+import type { Outcome } from "../reporting/webhook_report.ts";
 import { jsonResponse } from "./error_response.ts";
 import { handleWebhook, type WebhookDeps } from "./handle_webhook.ts";
 
@@ -26,11 +27,7 @@ export function createHandler(deps: HandlerDeps): (request: Request) => Promise<
       const started = performance.now();
       const report = await handleWebhook(request, deps);
       reportWebhook(report, performance.now() - started);
-      if (report.status === 200) {
-        // `duplicate: true` stays beside the outcome: clients (and the fault suite) read it.
-        const duplicate = report.outcome === "duplicate" ? { duplicate: true } : {};
-        return jsonResponse(200, { ok: true, outcome: report.outcome, ...duplicate });
-      }
+      if (report.status === 200) return okResponse(report.outcome);
       return jsonResponse(report.status, { ok: false, error: report.message });
     }
     if (pathname === HEALTH_PATH) {
@@ -74,4 +71,21 @@ function pathOf(url: string): string {
 
 function methodNotAllowed(allow: string): Response {
   return jsonResponse(405, { ok: false, error: "Method not allowed." }, { allow });
+}
+
+/**
+ * The 200 answers, one body per outcome, serialised once: `duplicate: true`
+ * stays beside the outcome, as clients (and the fault suite) read it.
+ */
+const OK_BODIES: Partial<Record<Outcome, string>> = Object.fromEntries(
+  (["applied", "duplicate", "unmatched", "ignored"] as const).map((outcome) => [
+    outcome,
+    JSON.stringify({ ok: true, outcome, ...(outcome === "duplicate" ? { duplicate: true } : {}) }),
+  ]),
+);
+
+function okResponse(outcome: Outcome): Response {
+  const body = OK_BODIES[outcome];
+  if (body === undefined) return jsonResponse(200, { ok: true, outcome });
+  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
 }

@@ -13,13 +13,13 @@ import { z } from "zod";
 /** Event timestamps past 9999-12-31 are not times (PostgreSQL's timestamptz stops later, but nothing is sent then). */
 export const MAX_EVENT_TIMESTAMP_SECONDS = 253402300799;
 /** Longest event name: Mailgun's are a few words. */
-const MAX_EVENT_NAME_LENGTH = 64;
+export const MAX_EVENT_NAME_LENGTH = 64;
 /** Longest event id: Mailgun's are 22 characters. */
-const MAX_EVENT_ID_LENGTH = 256;
+export const MAX_EVENT_ID_LENGTH = 256;
 /** Longest recipient, severity or reason kept. */
-const MAX_TEXT_LENGTH = 2048;
+export const MAX_TEXT_LENGTH = 2048;
 /** RFC 5322's line limit bounds a Message-ID header. */
-const MAX_MESSAGE_ID_LENGTH = 998;
+export const MAX_MESSAGE_ID_LENGTH = 998;
 /** Unix seconds sent as a string, with an optional fraction (no sign, no exponent). */
 const TIMESTAMP_TEXT = /^\d+(\.\d+)?$/;
 

@@ -32,6 +32,18 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
   writer(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }), level);
 }
 
+/**
+ * Writes a line whose record the caller built whole, `time`, `level` and `msg`
+ * first as {@link log} writes them: the webhook's line (one per request) is then
+ * serialised from one object literal, without copying its fields into another.
+ */
+export function logRecord(
+  level: LogLevel,
+  record: { time: string; level: LogLevel; msg: string; [field: string]: unknown },
+): void {
+  writer(JSON.stringify(record), level);
+}
+
 /** Sends log lines elsewhere (tests read them); returns the previous writer. */
 export function setLogWriter(next: Writer): Writer {
   const previous = writer;

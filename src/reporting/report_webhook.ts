@@ -1,4 +1,4 @@
-import { log } from "./log.ts";
+import { logRecord } from "./log.ts";
 import { recordWebhook } from "./telemetry.ts";
 import type { WebhookReport } from "./webhook_report.ts";
 
@@ -15,7 +15,10 @@ export function reportWebhook(report: WebhookReport, durationMs: number): void {
  */
 function logWebhook(report: WebhookReport, durationMs: number): void {
   const level = report.status === 200 ? "info" : report.status >= 500 ? "error" : "warn";
-  log(level, "webhook", {
+  logRecord(level, {
+    time: new Date().toISOString(),
+    level,
+    msg: "webhook",
     outcome: report.outcome,
     status: report.status,
     event_id: report.eventId,
