@@ -31,9 +31,9 @@ export interface VerifiedSignature {
 export type SigningKey = HmacSha256Key;
 
 /**
- * Imports signing keys once, as HMAC keys with their pads already hashed.
- * The HMAC is synchronous (src/encoding/hmac_sha256.ts): `crypto.subtle.verify`
- * hands each call to a thread pool and costs 30-70 µs under load. The comparison stays
+ * Imports signing keys once, as HMAC keys.
+ * The HMAC is synchronous (node:crypto): `crypto.subtle.verify` hands each
+ * call to a thread pool and costs 30-70 µs under load. The comparison stays
  * constant-time with `timingSafeEqual`.
  */
 export function importSigningKeys(keys: string[]): SigningKey[] {
