@@ -41,7 +41,10 @@ interface BatchWriterOptions {
   deadlineMs: number;
   /** Most webhooks waiting; past it, 503 at once, so that an overload sheds load instead of memory. */
   maxQueued: number;
-  /** Past this wait of the oldest queued webhook, new ones get 503 at once (see DEFAULT_BATCH_QUEUE_WAIT_MAX_MS). */
+  /**
+   * Past this wait of the oldest queued webhook, with a whole batch or more waiting, new ones get 503 at
+   * once (see DEFAULT_BATCH_QUEUE_WAIT_MAX_MS).
+   */
   maxQueueWaitMs?: number;
   /** Told of each webhook the API's schema refused (after it is logged), e.g. to check the schema again. */
   onSchemaRefused?: (error: HostSchemaRefusedError) => void;
@@ -330,8 +333,10 @@ export function createBatchWriter(sql: Sql, options: BatchWriterOptions): BatchW
   /** Why a webhook arriving now would be shed, or undefined when there is room. */
   function overload(): QueueFullError | undefined {
     if (queue.length >= options.maxQueued) return new QueueFullError("Too many webhooks waiting; retry later.");
+    // Behind means more than the next statement takes: a queue that fits in one batch goes out whole,
+    // however long a lock held the statement before it (two instances on the same rows).
     if (
-      options.maxQueueWaitMs !== undefined && queue.length > 0 &&
+      options.maxQueueWaitMs !== undefined && queue.length >= options.maxBatch &&
       Date.now() - queue[0].enqueuedAt > options.maxQueueWaitMs
     ) {
       return new QueueFullError(`Webhooks have waited over ${options.maxQueueWaitMs} ms; retry later.`);

@@ -39,9 +39,11 @@ const DEFAULT_BATCH_GATHER_MS = 0;
 /** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
 export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
 /**
- * A new webhook gets 503 at once when the oldest one waiting has waited this
- * long: the instance is behind, and whatever joins the queue now would wait
- * longer still. Sheds by time, not count, so that an instance holds about
+ * A new webhook gets 503 at once when a whole batch (BATCH_MAX) or more
+ * waits and the oldest one has waited this long: the instance is behind, and
+ * whatever joins the queue now would wait longer still. Fewer than a batch
+ * go out together in the next statement, however long a row lock held the
+ * one before. Sheds by time, not count, so that an instance holds about
  * this much work whatever its throughput, and its memory stays flat under
  * any overload (issue 22: 2x and 10x the sustainable rate).
  */

@@ -24,13 +24,15 @@ Deno.test("an overload sheds webhooks with 503 (retried by Mailgun) instead of q
 });
 
 Deno.test({
-  name: "an instance that is behind sheds new webhooks with 503 once the oldest waiting one has waited too long",
+  name:
+    "an instance that is behind sheds new webhooks with 503 once a whole batch waits and the oldest has waited too long",
   // Holding a row lock needs a second session; the embedded database has one.
   ignore: !Deno.env.get("DATABASE_URL"),
   fn: async () => {
     const svc = await startTestService({
       BATCH_QUEUE_WAIT_MAX_MS: "50",
       BATCH_IN_FLIGHT: "1",
+      BATCH_MAX: "1",
       DB_LOCK_TIMEOUT_MS: "3000",
     });
     try {
@@ -52,7 +54,7 @@ Deno.test({
       await new Promise((resolve) => setTimeout(resolve, 100));
       const second = post(svc.url, queued); // waits behind that statement
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const third = await post(svc.url, late); // the oldest waiting one has waited 200 ms > 50 ms
+      const third = await post(svc.url, late); // a whole batch (one) waits, and has waited 200 ms > 50 ms
       assert.equal(third.status, 503);
       release();
       await holder;
