@@ -168,7 +168,7 @@ Deno.test("every variable read has a default: an empty environment gives the doc
   );
   assert.deepEqual(
     [config.webhookDeadlineMs, config.dbPoolMax, config.batchMax, config.batchInFlight, config.batchQueueMax],
-    [6_000, 8, 128, 1, 10_000],
+    [6_000, 8, 128, 1, 1_024],
   );
   assert.equal(config.tokenPruneFirstDelayMs, 30_000);
   assert.equal(config.batchGatherMs, 0);

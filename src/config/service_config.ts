@@ -36,8 +36,13 @@ const DEFAULT_BATCH_MAX = 128;
 const DEFAULT_BATCH_IN_FLIGHT = 1;
 /** Longest wait for a batch to gather as many webhooks as the last one held (see createBatchWriter); 0: none. */
 const DEFAULT_BATCH_GATHER_MS = 0;
-/** Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up. */
-export const DEFAULT_BATCH_QUEUE_MAX = 10_000;
+/**
+ * Webhooks waiting for a statement; past it, new ones get 503 at once (Mailgun retries) instead of piling up.
+ * Eight statements' worth at the default BATCH_MAX: more than 128 connections ever queue, while an overload holds
+ * about 1,000 webhooks in memory, not 10,000 (bench --latency: a webhook waiting costs the service about 55 KB, so
+ * 10,000 of them would outgrow a Deno Deploy isolate's memory).
+ */
+export const DEFAULT_BATCH_QUEUE_MAX = 1_024;
 /**
  * A new webhook gets 503 at once when a whole batch (BATCH_MAX) or more
  * waits and the oldest one has waited this long: the instance is behind, and
