@@ -19,10 +19,11 @@
  * the spread of the rounds' ratios.
  */
 import postgres, { type Sql } from "postgres";
+import { batchRowOf } from "../src/apply/apply_event.ts";
 import { parseEventData } from "../src/mailgun/parse_event_data.ts";
 import { parseWebhookBody } from "../src/mailgun/parse_webhook_body.ts";
 import { seedDocuments } from "./bench_database.ts";
-import { readProcFiles, TICKS_PER_SECOND } from "./proc_stats.ts";
+import { cpuSeconds } from "./proc_stats.ts";
 import { signedBodies } from "./signed_bodies.ts";
 import { median } from "./stats.ts";
 
@@ -73,48 +74,22 @@ async function openVariant(name: string, root: string): Promise<Variant> {
   return { name, root, sql, pid, writeBatch, dbName };
 }
 
-function backendSeconds(pid: number): number {
-  const stat = readProcFiles([`/proc/${pid}/stat`])[0]!;
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
 function makeRows(count: number) {
   const key = "batch-statement-key";
   return signedBodies(key, count, DOCUMENTS).map((body) => {
     const parsedBody = parseWebhookBody(encoder.encode(body));
     const parsed = parseEventData(parsedBody.eventData);
-    const token = crypto.randomUUID();
-    const signedAt = Math.floor(Date.now() / 1000);
-    if (parsed.effect === null || parsed.messageId === null) {
-      return { kind: "token", token, signedAt, binding: { eventData: parsed.json } };
-    }
-    return {
-      kind: "event",
-      token,
-      signedAt,
-      event: {
-        type: parsed.effect.type,
-        status: parsed.effect.status,
-        eventId: parsed.id,
-        eventTimestamp: parsed.timestamp,
-        messageId: parsed.messageId,
-        recipient: parsed.recipient,
-        severity: parsed.severity,
-        reason: parsed.reason,
-        eventData: parsed.json,
-      },
-    };
+    return batchRowOf(parsed, { token: crypto.randomUUID(), signedAt: Math.floor(Date.now() / 1000) });
   });
 }
 
 async function runRound(variant: Variant): Promise<number> {
   const rows = makeRows(eventsPerRound);
-  const before = backendSeconds(variant.pid);
+  const before = cpuSeconds(variant.pid);
   for (let i = 0; i < rows.length; i += batchSize) {
     await variant.writeBatch(variant.sql, rows.slice(i, i + batchSize), 1000);
   }
-  const after = backendSeconds(variant.pid);
+  const after = cpuSeconds(variant.pid);
   return ((after - before) * 1e6) / rows.length;
 }
 

@@ -1,5 +1,5 @@
 import type { BatchWriter } from "../batch_writer/batch_writer.ts";
-import type { TokenWrite } from "../db/write_batch_query.ts";
+import type { BatchRow, TokenWrite } from "../db/write_batch_query.ts";
 import type { ParsedEvent } from "../mailgun/parse_event_data.ts";
 import { SignatureExpiredError } from "./signature_expired_error.ts";
 import { TokenReusedError } from "./token_reused_error.ts";
@@ -42,7 +42,23 @@ export async function applyEvent(
     await spendToken(writer, auth, { eventData: parsed.json });
     return { outcome: "unmatched", rows: 0 };
   }
-  const result = await writer.write({
+  const result = await writer.write(batchRowOf(parsed, auth));
+  if (result.expired) throw new SignatureExpiredError();
+  if (!result.accepted) throw new TokenReusedError();
+  const outcome = result.matched === 0 ? "unmatched" : result.appended > 0 ? "applied" : "duplicate";
+  return { outcome, rows: result.matched };
+}
+
+/**
+ * What the batch statement writes for `parsed` under `auth`: the event with
+ * its token when it is tracked and names a message, else the token alone,
+ * bound to the event-data.
+ */
+export function batchRowOf(parsed: ParsedEvent, auth: Authorisation): BatchRow {
+  if (parsed.effect === null || parsed.messageId === null) {
+    return { kind: "token", token: auth.token, signedAt: auth.signedAt, binding: { eventData: parsed.json } };
+  }
+  return {
     kind: "event",
     token: auth.token,
     signedAt: auth.signedAt,
@@ -57,11 +73,7 @@ export async function applyEvent(
       reason: parsed.reason,
       eventData: parsed.json,
     },
-  });
-  if (result.expired) throw new SignatureExpiredError();
-  if (!result.accepted) throw new TokenReusedError();
-  const outcome = result.matched === 0 ? "unmatched" : result.appended > 0 ? "applied" : "duplicate";
-  return { outcome, rows: result.matched };
+  };
 }
 
 /**
